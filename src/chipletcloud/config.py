@@ -1,0 +1,414 @@
+"""Schemas and loaders for every data file: constant cards, presets and sweep spaces.
+
+Every constant in ``data/`` is a YAML mapping ``name: {value, unit, source}``; names carry
+their unit. A *preset* (``data/presets/*.yaml`` or a user's file) names the cards to use, the
+modelling choices and any overridden constants (each override with its own unit and source).
+Loading validates everything with pydantic (``extra="forbid"``) and turns the first problem into
+an :class:`InputError` that names the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
+
+from chipletcloud.errors import InputError
+
+DATA = resources.files("chipletcloud") / "data"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Quantity(_Strict):
+    """One sourced constant."""
+
+    value: float
+    unit: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
+class Card(RootModel[dict[str, Quantity]]):
+    """A constants card: name -> Quantity."""
+
+
+def validation_to_input_error(exc: ValidationError, prefix: str = "") -> InputError:
+    """Turn pydantic's first error into a one-line :class:`InputError`."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+    field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "input")
+    value = err.get("input")
+    msg = err.get("msg", "invalid")
+    if err.get("type") == "extra_forbidden":
+        msg = "not a known key"
+    elif err.get("type") == "missing":
+        msg = "required field is missing"
+        value = None
+    return InputError(field, value, msg)
+
+
+def _read_yaml(path: Path | Any, what: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InputError(what, str(path), "an existing YAML file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(
+            what, str(path), f"a readable UTF-8 file ({exc.__class__.__name__})"
+        ) from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise InputError(what, str(path), f"valid YAML{where}") from exc
+
+
+@lru_cache(maxsize=64)
+def load_card(kind: str, name: str) -> dict[str, Quantity]:
+    """Load ``data/<kind>/<name>.yaml`` as a validated card."""
+    path = DATA / kind / f"{name}.yaml"
+    if not path.is_file():
+        allowed = sorted(p.name[:-5] for p in (DATA / kind).iterdir() if p.name.endswith(".yaml"))
+        raise InputError(f"preset.{kind}", name, ", ".join(allowed))
+    raw = _read_yaml(path, f"{kind} card")
+    try:
+        return dict(Card.model_validate(raw).root)
+    except ValidationError as exc:
+        raise validation_to_input_error(exc, f"{kind}/{name}") from exc
+
+
+# --------------------------------------------------------------------------------------------------
+# Typed parameter bundles (plain floats, for the array models)
+
+
+class TechParams(_Strict):
+    """Technology constants (data/tech/*.yaml); see each card entry for unit and source."""
+
+    pad_ring_width_mm: float = Field(ge=0)
+    core_area_ratio: float = Field(gt=0, le=1)
+    io_cells_per_chip: float = Field(ge=0)
+    io_cell_area_mm2: float = Field(ge=0)
+    io_cell_power_w: float = Field(ge=0)
+    io_cell_gbyte_per_s: float = Field(gt=0)
+    other_area_mm2: float = Field(ge=0)
+    other_power_w: float = Field(ge=0)
+    mac_density_mm2_per_tflops: float = Field(gt=0)
+    power_w_per_tflops: float = Field(gt=0)
+    clock_ghz: float = Field(gt=0)
+    word_bytes: float = Field(gt=0)
+    sram_density_mm2_per_mb: float = Field(gt=0)
+    sram_capacity_mm2_per_mib: float = Field(gt=0)
+    sram_crossbar_mm2_per_kbit2: float = Field(ge=0)
+    max_die_area_mm2: float = Field(gt=0)
+    max_power_density_w_per_mm2: float = Field(gt=0)
+    wafer_diameter_mm: float = Field(gt=0)
+    wafer_cost_usd: float = Field(gt=0)
+    defect_density_per_mm2: float = Field(ge=0)
+    yield_cluster_alpha: float = Field(gt=0)
+    dicing_gap_mm: float = Field(ge=0)
+    test_cost_fraction: float = Field(ge=0)
+    server_link_gbyte_per_s: float = Field(gt=0)
+    link_startup_s: float = Field(ge=0)
+    fma_energy_pj: float = Field(ge=0)
+    sram_weight_read_pj_per_byte: float = Field(ge=0)
+    sram_activation_read_pj_per_byte: float = Field(ge=0)
+    hbm_read_pj_per_byte: float = Field(ge=0)
+    dram_read_pj_per_byte: float = Field(ge=0)
+
+
+class ServerParams(_Strict):
+    """Package and server constants (data/server/*.yaml)."""
+
+    package_area_ratio: float = Field(gt=0)
+    package_substrate_usd_per_mm2: float = Field(ge=0)
+    package_bond_yield: float = Field(gt=0, le=1)
+    package_cost_die_fraction: float = Field(ge=0)
+    package_fixed_usd: float = Field(ge=0)
+    chips_per_package: float = Field(ge=1)
+    lanes_per_server: float = Field(ge=1)
+    fan_power_w: float = Field(ge=0)
+    fan_cost_usd: float = Field(ge=0)
+    psu_usd_per_w: float = Field(ge=0)
+    psu_efficiency: float = Field(gt=0, le=1)
+    dcdc_usd_per_a: float = Field(ge=0)
+    dcdc_efficiency: float = Field(gt=0, le=1)
+    core_voltage_v: float = Field(gt=0)
+    host_rail_voltage_v: float = Field(gt=0)
+    host_power_w: float = Field(ge=0)
+    host_cost_usd: float = Field(ge=0)
+    nic_usd: float = Field(ge=0)
+    pcb_count: float = Field(ge=0)
+    pcb_usd: float = Field(ge=0)
+    parts_usd: float = Field(ge=0)
+    chassis_usd: float = Field(ge=0)
+    lane_silicon_min_mm2: float = Field(ge=0)
+    lane_silicon_max_mm2: float = Field(gt=0)
+    server_max_chip_power_w: float = Field(gt=0)
+
+
+class TcoParams(_Strict):
+    """TCO constants (data/tco/*.yaml), REFERENCE.md s5."""
+
+    server_life_years: float = Field(gt=0)
+    electricity_usd_per_kwh: float = Field(ge=0)
+    pue: float = Field(ge=1)
+    interest_rate_per_year: float = Field(ge=0)
+    datacenter_capex_usd_per_w: float = Field(ge=0)
+    datacenter_life_years: float = Field(gt=0)
+    datacenter_opex_usd_per_w_month: float = Field(ge=0)
+    server_opex_fraction: float = Field(ge=0)
+    billing_hours_per_year: float = Field(gt=0)
+    seconds_per_year: float = Field(gt=0)
+
+
+class Choices(_Strict):
+    """Modelling choices a preset selects."""
+
+    sram_area_model: Literal["linear", "bandwidth_aware"] = "bandwidth_aware"
+    dies_per_wafer_method: Literal["rows", "grid"] = "rows"
+    package_cost_model: Literal["organic", "linear"] = "organic"
+    heatsink_allowance_factor: float = Field(default=2.0, gt=0)
+    include_host_cost: bool = True
+    power_source: Literal["tdp", "tdp_utilisation", "energy"] = "energy"
+
+
+class WorkloadSpec(_Strict):
+    """The serving workload of phase 2 (REFERENCE.md s6: 128-token prompt, 256 generated)."""
+
+    prompt_tokens: int = Field(default=128, ge=1, le=1_000_000)
+    output_tokens: int = Field(default=256, ge=1, le=1_000_000)
+    weight_bytes: float = Field(default=2.0, gt=0, le=8)
+    kv_bytes: float = Field(default=2.0, gt=0, le=8)
+    act_bytes: float = Field(default=2.0, gt=0, le=8)
+    model_shape: Literal["paper", "true"] = "paper"
+    include_embeddings: bool = False
+
+
+class SearchSpec(_Strict):
+    """The phase-2 mapping space (REFERENCE.md s6): batch 1..1024 in powers of two, micro-batches
+    dividing the batch, pipeline degrees dividing the layers, servers from the capacity minimum
+    times each multiplier."""
+
+    batch_sizes: list[int] = Field(
+        default=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], min_length=1
+    )
+    server_multipliers: list[float] = Field(default=[1, 1.25, 1.5, 2, 3, 4, 6, 8], min_length=1)
+    max_servers: int = Field(default=100_000, ge=1)
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _batches(cls, v: list[int]) -> list[int]:
+        if any(b < 1 for b in v):
+            raise ValueError("batch sizes must be >= 1")
+        return sorted(set(v))
+
+    @field_validator("server_multipliers")
+    @classmethod
+    def _mults(cls, v: list[float]) -> list[float]:
+        if any(not (1 <= x <= 1000) for x in v):
+            raise ValueError("server multipliers must lie in [1, 1000]")
+        return sorted(set(v))
+
+
+class Preset(_Strict):
+    """A preset file: which cards, which choices, which overrides."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    tech: str = "7nm"
+    server: str = "asic_clouds"
+    tco: str = "asic_clouds"
+    thermal: str = "thermal"
+    choices: Choices = Choices()
+    workload: WorkloadSpec = WorkloadSpec()
+    search: SearchSpec = SearchSpec()
+    overrides: dict[str, Quantity] = {}
+
+
+@dataclass(frozen=True)
+class Params:
+    """A resolved preset: typed constants, choices and the source of every value."""
+
+    preset: Preset
+    tech: TechParams
+    server: ServerParams
+    tco: TcoParams
+    thermal: dict[str, float]
+    choices: Choices
+    sources: dict[str, Quantity]
+
+    def config_dict(self) -> dict[str, Any]:
+        """Everything that determines results, as plain JSON-able values."""
+        return {
+            "preset": self.preset.name,
+            "choices": self.choices.model_dump(),
+            "workload": self.preset.workload.model_dump(),
+            "search": self.preset.search.model_dump(),
+            "constants": {k: q.value for k, q in sorted(self.sources.items())},
+        }
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in (DATA / "presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name_or_path: str = "isca24") -> Preset:
+    """Load a built-in preset by name, or a user's preset YAML by path."""
+    path = Path(name_or_path)
+    if name_or_path in preset_names():
+        raw = _read_yaml(DATA / "presets" / f"{name_or_path}.yaml", "preset")
+    elif path.suffix in (".yaml", ".yml") and path.is_file():
+        raw = _read_yaml(path, "preset")
+    else:
+        allowed = ", ".join(preset_names()) + ", or a path to a preset .yaml file"
+        raise InputError("preset", name_or_path, allowed)
+    if not isinstance(raw, dict):
+        raise InputError("preset", name_or_path, "a YAML mapping")
+    try:
+        return Preset.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_to_input_error(exc, "preset") from exc
+
+
+_GROUPS = {"tech": TechParams, "server": ServerParams, "tco": TcoParams, "thermal": None}
+
+
+def resolve(preset: Preset | str = "isca24") -> Params:
+    """Resolve a preset into typed parameters (cards + overrides)."""
+    if isinstance(preset, str):
+        preset = load_preset(preset)
+    values: dict[str, dict[str, Quantity]] = {
+        group: dict(load_card(group if group != "thermal" else "tech", getattr(preset, group)))
+        for group in _GROUPS
+    }
+    for key, q in preset.overrides.items():
+        group, _, name = key.partition(".")
+        if group not in values or name not in values[group]:
+            allowed = (
+                "GROUP.NAME with GROUP in tech, server, tco, thermal and NAME a key of that card"
+            )
+            raise InputError(f"preset.overrides.{key}", q.value, allowed)
+        values[group][name] = q
+    typed: dict[str, Any] = {}
+    for group, model in _GROUPS.items():
+        plain = {k: q.value for k, q in values[group].items()}
+        if model is None:
+            typed[group] = plain
+            continue
+        try:
+            typed[group] = model.model_validate(plain)
+        except ValidationError as exc:
+            raise validation_to_input_error(exc, group) from exc
+    sources = {f"{g}.{k}": q for g, card in values.items() for k, q in card.items()}
+    return Params(preset=preset, choices=preset.choices, sources=sources, **typed)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sweep spaces
+
+
+def _as_list(v: Any) -> Any:
+    return v if isinstance(v, list) else [v]
+
+
+class HardwareSpace(_Strict):
+    """Phase-1 design space. Each field is a scalar or a non-empty list (REFERENCE.md s4)."""
+
+    die_area_mm2: list[float] = Field(min_length=1)
+    mac_ratio: list[float] = Field(min_length=1)
+    operational_intensity: list[float] = Field(min_length=1)
+    packages_per_lane: list[int] = Field(min_length=1)
+    lanes_per_server: list[int] = Field(default=[8], min_length=1)
+    chips_per_package: list[int] = Field(default=[1], min_length=1)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return _as_list(v)
+
+    @field_validator("die_area_mm2", "operational_intensity")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        for x in v:
+            if not (math.isfinite(x) and x > 0):
+                raise ValueError(f"every value must be a finite number > 0, got {x}")
+        return v
+
+    @field_validator("mac_ratio")
+    @classmethod
+    def _ratio(cls, v: list[float]) -> list[float]:
+        for x in v:
+            if not (0 < x < 1):
+                raise ValueError(f"every value must lie in the open interval (0, 1), got {x}")
+        return v
+
+    @field_validator("packages_per_lane", "lanes_per_server", "chips_per_package")
+    @classmethod
+    def _count(cls, v: list[int]) -> list[int]:
+        for x in v:
+            if x < 1 or x > 10_000:
+                raise ValueError(f"every value must be an integer in 1..10000, got {x}")
+        return v
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for name in type(self).model_fields:
+            n *= len(getattr(self, name))
+        return n
+
+
+def _space_error(exc: ValidationError, what: str) -> InputError:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err.get("loc", ())]
+    field = f"{what}.{loc[0]}" if loc else what
+    value = err.get("input")
+    msg = err.get("msg", "invalid").removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden":
+        allowed = ", ".join(HardwareSpace.model_fields)
+        return InputError(field, value, f"a known key ({allowed})")
+    if err.get("type") == "too_short":
+        return InputError(field, value, "a scalar or a non-empty list")
+    if err.get("type") == "missing":
+        return InputError(field, None, "required field is missing")
+    if len(loc) > 1 and isinstance(value, float | int | str):
+        field = f"{field}[{loc[1]}]"
+    return InputError(field, value, msg)
+
+
+def load_space(path: str | Path | None = None) -> HardwareSpace:
+    """Load a phase-1 space YAML (default: data/spaces/default.yaml)."""
+    if path is None:
+        raw = _read_yaml(DATA / "spaces" / "default.yaml", "space")
+    else:
+        raw = _read_yaml(Path(path), "space")
+    if not isinstance(raw, dict):
+        raise InputError("space", type(raw).__name__, "a YAML mapping of field -> scalar or list")
+    try:
+        return HardwareSpace.model_validate(raw)
+    except ValidationError as exc:
+        raise _space_error(exc, "space") from exc
+
+
+def config_hash(obj: Any) -> str:
+    """SHA-256 (first 16 hex digits) of a JSON-able config, keys sorted."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,119 @@
+"""ASIC-Clouds / Barroso-Hoelzle total cost of ownership of one server over its life.
+
+Formula (REFERENCE.md s5 [A]), for a server of cost C (USD) drawing P (W) over a life of L years:
+
+    TCO = C + interest(C, r, L) + opex_fraction C
+        + P [ dc_capex L / dc_life + interest(dc_capex, r, dc_life) L / dc_life
+              + dc_opex 12 L + price / 1000 x hours_per_year L x PUE ]
+
+with interest(X, r, Y) = 12 Y x payment - X of a monthly amortised loan (payment = X m (1+m)^N /
+((1+m)^N - 1), m = r / 12, N = 12 Y). Electricity is billed over 24 x 30 x 12 hours a year, as the
+authors did. With the ISCA-era constants, TCO = 1.1145 C + 3.9709 P, and C = $10,000, P = 1 kW
+gives $15,116.
+
+Which power P is charged (TDP, TDP x utilisation, or the energy model's average power) is the
+caller's choice (preset ``power_source``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from chipletcloud.config import TcoParams, load_card
+
+
+@lru_cache(maxsize=1)
+def _default() -> TcoParams:
+    """The ISCA-era TCO card (data/tco/asic_clouds.yaml)."""
+    return TcoParams.model_validate(
+        {k: q.value for k, q in load_card("tco", "asic_clouds").items()}
+    )
+
+
+def loan_interest_usd(principal_usd: ArrayLike, rate_per_year: float, years: float):
+    """Total interest paid on a loan of ``principal_usd`` repaid monthly over ``years``."""
+    x = np.asarray(principal_usd, dtype=float)
+    m = rate_per_year / 12.0
+    n = 12.0 * years
+    if m == 0:
+        return x * 0.0
+    payment = x * m * (1 + m) ** n / ((1 + m) ** n - 1)
+    return n * payment - x
+
+
+def server_tco_breakdown(
+    server_cost_usd: ArrayLike,
+    power_w: ArrayLike,
+    life_years: float | None = None,
+    params: TcoParams | None = None,
+) -> dict[str, np.ndarray]:
+    """TCO components in USD over the server life: ``capex`` (server price), ``interest`` (on it),
+    ``opex`` (server maintenance), ``datacenter`` (capex + its interest + opex of the datacenter
+    power capacity), ``electricity`` (energy at PUE 1), ``pue_overhead`` (the extra PUE - 1) and
+    ``total``."""
+    p = params or _default()
+    life = p.server_life_years if life_years is None else life_years
+    c = np.asarray(server_cost_usd, dtype=float)
+    w = np.asarray(power_w, dtype=float)
+    dc_per_w = (
+        p.datacenter_capex_usd_per_w * life / p.datacenter_life_years
+        + loan_interest_usd(
+            p.datacenter_capex_usd_per_w, p.interest_rate_per_year, p.datacenter_life_years
+        )
+        * life
+        / p.datacenter_life_years
+        + p.datacenter_opex_usd_per_w_month * 12.0 * life
+    )
+    energy_per_w = p.electricity_usd_per_kwh / 1000.0 * p.billing_hours_per_year * life
+    out = {
+        "capex": c,
+        "interest": loan_interest_usd(c, p.interest_rate_per_year, life),
+        "opex": p.server_opex_fraction * c,
+        "datacenter": dc_per_w * w,
+        "electricity": energy_per_w * w,
+        "pue_overhead": energy_per_w * (p.pue - 1.0) * w,
+    }
+    out["total"] = sum(out.values())
+    return out
+
+
+def server_tco_usd(
+    server_cost_usd: ArrayLike,
+    power_w: ArrayLike,
+    life_years: float = 1.5,
+    params: TcoParams | None = None,
+):
+    """Total cost of ownership (USD) of one server over ``life_years`` (ISCA-era constants by
+    default). ``server_tco_usd(10000, 1000)`` is $15,116 (REFERENCE.md s5)."""
+    total = server_tco_breakdown(server_cost_usd, power_w, life_years, params)["total"]
+    return float(total) if np.ndim(total) == 0 else total
+
+
+def tco_coefficients(params: TcoParams | None = None, life_years: float | None = None):
+    """(USD per USD of server cost, USD per W) so that TCO = a C + b P (both linear)."""
+    b = server_tco_breakdown(1.0, 0.0, life_years, params)["total"]
+    w = server_tco_breakdown(0.0, 1.0, life_years, params)["total"]
+    return float(b), float(w)
+
+
+def usd_per_token(
+    n_servers: ArrayLike,
+    server_tco_usd_: ArrayLike,
+    throughput_tokens_per_s: ArrayLike,
+    life_years: float | None = None,
+    params: TcoParams | None = None,
+):
+    """TCO per generated token = N_servers x TCO_server / (life in seconds) / throughput
+    (REFERENCE.md s5; 365-day years)."""
+    p = params or _default()
+    life = p.server_life_years if life_years is None else life_years
+    seconds = life * p.seconds_per_year
+    return (
+        np.asarray(n_servers, float)
+        * np.asarray(server_tco_usd_, float)
+        / seconds
+        / np.asarray(throughput_tokens_per_s, float)
+    )
