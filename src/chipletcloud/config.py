@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -188,10 +188,15 @@ class Choices(_Strict):
     heatsink_allowance_factor: float = Field(default=2.0, gt=0)
     include_host_cost: bool = True
     power_source: Literal["tdp", "tdp_utilisation", "energy"] = "energy"
+    latency_model: Literal["isca24", "v1"] = "isca24"
 
 
 class WorkloadSpec(_Strict):
-    """The serving workload of phase 2 (REFERENCE.md s6: 128-token prompt, 256 generated)."""
+    """The serving workload of phase 2 (REFERENCE.md s6: 128-token prompt, 256 generated), the
+    number formats, which model shape the paper models use (``paper``: the authors' simplified
+    shape of REFERENCE.md s9; ``true``: the real one) and whether a paper shape counts its
+    embedding and LM-head matrices (the authors' 12 L d^2 does not; real shapes always do), and
+    the weight sparsity with its storage format."""
 
     prompt_tokens: int = Field(default=128, ge=1, le=1_000_000)
     output_tokens: int = Field(default=256, ge=1, le=1_000_000)
@@ -200,6 +205,8 @@ class WorkloadSpec(_Strict):
     act_bytes: float = Field(default=2.0, gt=0, le=8)
     model_shape: Literal["paper", "true"] = "paper"
     include_embeddings: bool = False
+    sparsity: float = Field(default=0.0, ge=0.0, lt=1.0)
+    sparse_format: Literal["value_index", "bitmask", "nm24", "dense"] = "value_index"
 
 
 class SearchSpec(_Strict):
@@ -254,6 +261,17 @@ class Params:
     thermal: dict[str, float]
     choices: Choices
     sources: dict[str, Quantity]
+
+    def with_workload(self, **changes: Any) -> Params:
+        """A copy with workload fields changed (``None`` values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        try:
+            wl = WorkloadSpec.model_validate({**self.preset.workload.model_dump(), **changes})
+        except ValidationError as exc:
+            raise validation_to_input_error(exc, "workload") from exc
+        return replace(self, preset=self.preset.model_copy(update={"workload": wl}))
 
     def config_dict(self) -> dict[str, Any]:
         """Everything that determines results, as plain JSON-able values."""

@@ -1,0 +1,504 @@
+"""Phase 2: for every server design from phase 1 and an LLM, search the software mapping, price
+each point with the TCO model and keep the Pareto front of (USD per million tokens, latency per
+token).
+
+Two implementations of the same search:
+
+* :func:`evaluate_reference` builds the whole (design x mapping) grid as numpy arrays and calls the
+  readable simulator :func:`chipletcloud.perf.simulate.simulate` and :func:`price`. Memory grows
+  with the grid: for tests and small tables.
+* :func:`search` runs the numba kernel :mod:`chipletcloud.explore.kernel` over chunks of designs
+  (the same formulas, one point at a time, in parallel), keeps each design's local Pareto front
+  and its TCO-optimal point, then recomputes the kept points with the reference for their full
+  metrics. The global front is exact: it is the front of the union of the local fronts.
+
+The mapping grid per design: servers = ceil(N_min x multiplier) (N_min from the weights alone),
+pipeline degree in the divisors of the layers, batch and micro-batch in the preset's batch sizes
+(micro-batch <= batch and dividing it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from chipletcloud.config import Params, SearchSpec, WorkloadSpec
+from chipletcloud.errors import InputError
+from chipletcloud.explore.pareto import pareto_mask
+from chipletcloud.models import tco
+from chipletcloud.models.llm import ModelSpec
+from chipletcloud.perf.simulate import simulate
+from chipletcloud.perf.workload import LayerShape, System, Workload
+from chipletcloud.sparsity.formats import storage_ratio
+
+POWER_SOURCES = {"energy": 0, "tdp": 1, "tdp_utilisation": 2}
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """Per-design economics (arrays): server cost (USD), server TDP (W), fixed wall power of
+    fans and host (W), conversion efficiency, TCO coefficients (TCO = a C + b P; ``fixed`` = C +
+    its interest per USD of C, for the v1 utilisation-scaled TCO), life in seconds."""
+
+    server_cost_usd: np.ndarray
+    server_tdp_w: np.ndarray
+    overhead_w: np.ndarray
+    efficiency: float
+    a_per_usd: float
+    b_per_w: float
+    fixed_per_usd: float
+    life_s: float
+    power_source: str
+
+    def take(self, idx) -> Pricing:
+        return Pricing(
+            self.server_cost_usd[idx],
+            self.server_tdp_w[idx],
+            self.overhead_w[idx],
+            self.efficiency,
+            self.a_per_usd,
+            self.b_per_w,
+            self.fixed_per_usd,
+            self.life_s,
+            self.power_source,
+        )
+
+
+def model_shape(spec: ModelSpec, wl: WorkloadSpec) -> LayerShape:
+    """The shape the preset evaluates: the paper's simplified one (when the card has one and the
+    preset asks for it; embeddings per ``include_embeddings``, off for the authors' 12 L d^2), or
+    the real one with its embeddings and LM head."""
+    if wl.model_shape == "paper" and spec.paper_shape is not None:
+        return LayerShape.from_spec(spec.paper(), include_embeddings=wl.include_embeddings)
+    return LayerShape.from_spec(spec, include_embeddings=True)
+
+
+def workload(wl: WorkloadSpec) -> Workload:
+    """The simulator's workload: request shape, number formats, sparse storage of the weights."""
+    ratio = storage_ratio(wl.sparsity, wl.sparse_format, value_bits=int(wl.weight_bytes * 8))
+    return Workload(
+        wl.prompt_tokens, wl.output_tokens, wl.weight_bytes, wl.kv_bytes, wl.act_bytes, ratio
+    )
+
+
+def system_from_servers(table: dict[str, np.ndarray], params: Params) -> tuple[System, Pricing]:
+    """Simulator and pricing inputs for every row of a phase-1 servers table."""
+    t = params.tech
+    n = len(table["server_id"])
+    io_w = t.io_cells_per_chip * t.io_cell_power_w + t.other_power_w
+    system = System.broadcast(
+        flops=table["tflops_per_chip"] * 1e12,
+        mem_bytes=table["sram_bytes_per_chip"],
+        mem_bw=table["sram_bandwidth_gbps_per_chip"] * 1e9,
+        chip_link_bw=table["chip_link_bytes_per_s"],
+        server_link_bw=np.full(n, t.server_link_gbyte_per_s * 1e9),
+        chips_per_server=table["chips_per_server"].astype(float),
+        link_startup_s=t.link_startup_s,
+        fma_j=t.fma_energy_pj * 1e-12,
+        mem_j_per_byte=t.sram_weight_read_pj_per_byte * 1e-12,
+        act_j_per_byte=t.sram_activation_read_pj_per_byte * 1e-12,
+        static_w_per_chip=io_w,
+        flops_eff=1.0,
+        mem_eff=1.0,
+    )
+    a, b = tco.tco_coefficients(params.tco)
+    life = params.tco.server_life_years
+    interest = float(tco.loan_interest_usd(1.0, params.tco.interest_rate_per_year, life))
+    pricing = Pricing(
+        server_cost_usd=np.asarray(table["server_cost_usd"], float),
+        server_tdp_w=np.asarray(table["server_tdp_w"], float),
+        overhead_w=np.asarray(table["fans_power_w"] + table["host_power_w"], float),
+        efficiency=params.server.psu_efficiency * params.server.dcdc_efficiency,
+        a_per_usd=a,
+        b_per_w=b,
+        fixed_per_usd=1.0 + interest,
+        life_s=life * params.tco.seconds_per_year,
+        power_source=params.choices.power_source,
+    )
+    return system, pricing
+
+
+def price(pricing: Pricing, sim: dict[str, np.ndarray], servers, chips_per_server):
+    """USD per million tokens, system capex and wall power for simulated points (arrays aligned
+    with ``sim``). Server power by ``power_source``: ``energy`` = the energy model's mean chip power
+    plus fans and host through the conversion losses, capped at the server TDP; ``tdp``; or
+    ``tdp_utilisation`` (v1: TCO = fixed + U x (TCO at TDP - fixed), U the FLOP utilisation)."""
+    servers = np.asarray(servers, float)
+    c = pricing.server_cost_usd
+    tdp = pricing.server_tdp_w
+    if pricing.power_source == "energy":
+        p = np.minimum(
+            (sim["chip_power_w"] * chips_per_server + pricing.overhead_w) / pricing.efficiency, tdp
+        )
+        server_tco = pricing.a_per_usd * c + pricing.b_per_w * p
+    elif pricing.power_source == "tdp":
+        p = tdp
+        server_tco = pricing.a_per_usd * c + pricing.b_per_w * p
+    else:
+        u = np.minimum(sim["flop_utilisation"], 1.0)
+        fixed = pricing.fixed_per_usd * c
+        full = pricing.a_per_usd * c + pricing.b_per_w * tdp
+        server_tco = fixed + u * (full - fixed)
+        p = u * tdp
+    usd_per_token = servers * server_tco / pricing.life_s / sim["throughput_tokens_per_s"]
+    return {
+        "usd_per_million_tokens": usd_per_token * 1e6,
+        "capex_usd": servers * c,
+        "power_w": servers * p,
+        "system_tco_usd": servers * server_tco,
+        "joules_per_token": servers * p / sim["throughput_tokens_per_s"],
+    }
+
+
+@dataclass(frozen=True)
+class MappingGrid:
+    """The mapping axes shared by all designs for one model: server multipliers, pipeline degrees
+    and the (batch, micro-batch) pairs with the micro-batch dividing the batch."""
+
+    multipliers: np.ndarray
+    pp: np.ndarray
+    batches: np.ndarray
+    pair_batch: np.ndarray
+    pair_micro: np.ndarray  # index into ``batches``
+
+    @property
+    def size(self) -> int:
+        return len(self.multipliers) * len(self.pp) * len(self.pair_batch)
+
+    def decode(self, j: np.ndarray):
+        """Mapping index -> (multiplier index, pp, batch, micro-batch)."""
+        npair = len(self.pair_batch)
+        j = np.asarray(j)
+        c = j % npair
+        a = (j // npair) % len(self.pp)
+        k = j // npair // len(self.pp)
+        return k, self.pp[a], self.pair_batch[c], self.batches[self.pair_micro[c]]
+
+
+def mapping_grid(shape: LayerShape, search: SearchSpec) -> MappingGrid:
+    layers = shape.num_layers
+    divisors = [p for p in range(1, layers + 1) if layers % p == 0]
+    batches = np.asarray(search.batch_sizes, np.int64)
+    pairs = [(b, i) for b in batches for i, m in enumerate(batches) if m <= b and b % m == 0]
+    return MappingGrid(
+        np.asarray(search.server_multipliers, float),
+        np.asarray(divisors, np.int64),
+        batches,
+        np.asarray([b for b, _ in pairs], np.int64),
+        np.asarray([i for _, i in pairs], np.int64),
+    )
+
+
+def min_servers(system: System, shape: LayerShape, wl: Workload) -> np.ndarray:
+    """Fewest servers whose memory holds the weights (no KV): ceil(W / (bytes per chip x chips))."""
+    w = shape.weight_params * wl.weight_storage_bytes
+    return np.maximum(np.ceil(w / (system.mem_bytes * system.chips_per_server)), 1.0)
+
+
+def servers_for(nmin: np.ndarray, mult: np.ndarray, max_servers: int) -> np.ndarray:
+    """Servers for a multiplier: ceil(N_min x mult) (rounded at 1e-9 to absorb float noise)."""
+    n = np.ceil(np.asarray(nmin, float) * np.asarray(mult, float) - 1e-9)
+    return np.where(n <= max_servers, n, np.nan)
+
+
+def reference_points(
+    system: System,
+    pricing: Pricing,
+    shape: LayerShape,
+    wl: Workload,
+    grid: MappingGrid,
+    max_servers: float,
+    latency_model: str = "isca24",
+    design: np.ndarray | None = None,
+    mapping: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """The numpy reference over (design, mapping) pairs: the full grid by default, or the given
+    ``design`` (row indices) and ``mapping`` (grid indices). Returns every simulator and price
+    column plus ``design``, ``mapping``, ``servers``, ``pp``, ``batch``, ``micro_batch`` and
+    ``status`` (0 feasible, 1 invalid mapping, 2 does not fit)."""
+    if design is None:
+        design = np.repeat(np.arange(len(system)), grid.size)
+        mapping = np.tile(np.arange(grid.size), len(system))
+    k, pp, b, m = grid.decode(mapping)
+    servers = servers_for(min_servers(system, shape, wl)[design], grid.multipliers[k], max_servers)
+    sys_pts = system.take(design)
+    safe = np.nan_to_num(servers, nan=1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sim = simulate(
+            sys_pts,
+            shape,
+            wl,
+            servers=safe,
+            pp=pp,
+            batch=b,
+            micro_batch=m,
+            latency_model=latency_model,
+        )
+        money = price(pricing.take(design), sim, safe, sys_pts.chips_per_server)
+    valid_map = np.isfinite(servers) & (sim["tp"] >= 1)
+    status = np.where(~valid_map, 1, np.where(sim["fits"], 0, 2)).astype(np.int8)
+    out = {
+        "design": design,
+        "mapping": mapping,
+        "servers": servers,
+        "pp": pp,
+        "batch": b,
+        "micro_batch": m,
+        "status": status,
+    }
+    out.update(sim)
+    out.update(money)
+    return out
+
+
+def _inputs(table: dict[str, np.ndarray], spec: ModelSpec, params: Params):
+    wl_spec, srch = params.preset.workload, params.preset.search
+    shape, wl = model_shape(spec, wl_spec), workload(wl_spec)
+    system, pricing = system_from_servers(table, params)
+    return system, pricing, shape, wl, mapping_grid(shape, srch)
+
+
+def evaluate_reference(
+    table: dict[str, np.ndarray], spec: ModelSpec, params: Params
+) -> dict[str, np.ndarray]:
+    """Every (design, mapping) point of a servers table with the numpy reference."""
+    system, pricing, shape, wl, grid = _inputs(table, spec, params)
+    return reference_points(
+        system,
+        pricing,
+        shape,
+        wl,
+        grid,
+        params.preset.search.max_servers,
+        params.choices.latency_model,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelResult:
+    """What phase 2 found for one model."""
+
+    model: str
+    shape: LayerShape
+    front: dict[str, np.ndarray]
+    best_per_design: np.ndarray  # min USD per million tokens of each design (inf if none fits)
+    evaluated: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def card(self, which: str, table: dict[str, np.ndarray]) -> dict | None:
+        """The TCO-optimal (``which="tco"``) or latency-optimal design card."""
+        f = self.front
+        if len(f["design"]) == 0:
+            return None
+        key = "usd_per_million_tokens" if which == "tco" else "tpot_s"
+        other = "tpot_s" if which == "tco" else "usd_per_million_tokens"
+        i = int(np.lexsort((f[other], f[key]))[0])
+        return design_card(f, i, table)
+
+
+def design_card(f: dict[str, np.ndarray], i: int, table: dict[str, np.ndarray]) -> dict:
+    """One point as the INTERFACES.md design card (plus a few explanatory fields)."""
+    d = int(f["design"][i])
+    card = {
+        "server_id": int(table["server_id"][d]),
+        "die_area_mm2": float(table["die_area_mm2"][d]),
+        "mac_ratio": float(table["mac_ratio"][d]),
+        "operational_intensity": float(table["operational_intensity"][d]),
+        "sram_mb_per_chip": float(table["sram_mb_per_chip"][d]),
+        "tflops_per_chip": float(table["tflops_per_chip"][d]),
+        "chips_per_server": int(table["chips_per_server"][d]),
+        "server_cost_usd": float(table["server_cost_usd"][d]),
+        "servers": int(f["servers"][i]),
+        "tp": int(f["tp"][i]),
+        "pp": int(f["pp"][i]),
+        "batch": int(f["batch"][i]),
+        "micro_batch": int(f["micro_batch"][i]),
+        "latency_s_per_token": float(f["tpot_s"][i]),
+        "ttft_s": float(f["prefill_s"][i]),
+        "throughput_tokens_per_s": float(f["throughput_tokens_per_s"][i]),
+        "usd_per_million_tokens": float(f["usd_per_million_tokens"][i]),
+        "capex_usd": float(f["capex_usd"][i]),
+        "power_w": float(f["power_w"][i]),
+        "joules_per_token": float(f["joules_per_token"][i]),
+        "flop_utilisation": float(f["flop_utilisation"][i]),
+    }
+    parts = {k.removeprefix("decode_"): float(f[k][i]) for k in f if k.startswith("decode_")}
+    total = sum(parts.values()) or 1.0
+    card["decode_breakdown_share"] = {k: v / total for k, v in parts.items()}
+    return card
+
+
+def front_from_points(pts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Keep the feasible points on the Pareto front, sorted by cost."""
+    ok = pts["status"] == 0
+    mask = pareto_mask(
+        np.where(ok, pts["usd_per_million_tokens"], np.nan), np.where(ok, pts["tpot_s"], np.nan)
+    )
+    idx = np.flatnonzero(mask)
+    idx = idx[np.argsort(pts["usd_per_million_tokens"][idx], kind="stable")]
+    return {k: np.asarray(v)[idx] for k, v in pts.items()}
+
+
+def check_table(table: dict[str, np.ndarray] | None, where: str) -> None:
+    if table is None or "server_id" not in table:
+        raise InputError(
+            "hardware", where, "a directory with a servers.parquet from `chipletcloud hardware`"
+        )
+    if len(table["server_id"]) == 0:
+        raise InputError("hardware", where, "a servers table with at least one valid server")
+
+
+def search(
+    table: dict[str, np.ndarray],
+    spec: ModelSpec,
+    params: Params,
+    *,
+    fast: bool = True,
+    chunk: int = 512,
+) -> ModelResult:
+    """Phase 2 for one model over every design of ``table``: the numba fast path (default) or
+    the numpy reference over the whole grid (``fast=False``; memory grows with the grid)."""
+    check_table(table, "table")
+    system, pricing, shape, wl, grid = _inputs(table, spec, params)
+    max_servers, lat_model = params.preset.search.max_servers, params.choices.latency_model
+    nd = len(system)
+    if fast:
+        from chipletcloud.explore import kernel  # numba: imported only when searching
+
+        nmin = min_servers(system, shape, wl)
+        keep_d, keep_j, best, counts = kernel.search_fronts(
+            system, pricing, shape, wl, grid, nmin, max_servers, lat_model, chunk=chunk
+        )
+        # the front's points again through the reference, for all their metrics
+        pts = reference_points(
+            system, pricing, shape, wl, grid, max_servers, lat_model, keep_d, keep_j
+        )
+    else:
+        pts = reference_points(system, pricing, shape, wl, grid, max_servers, lat_model)
+        ok = pts["status"] == 0
+        best = np.full(nd, np.inf)
+        np.minimum.at(best, pts["design"][ok], pts["usd_per_million_tokens"][ok])
+        names = ("feasible", "invalid_mapping", "does_not_fit")
+        counts = {n: int((pts["status"] == c).sum()) for c, n in enumerate(names)}
+    return ModelResult(
+        spec.name, shape, front_from_points(pts), best, evaluated=nd * grid.size, counts=counts
+    )
+
+
+def portfolio(results: list[ModelResult], table: dict[str, np.ndarray]) -> dict:
+    """One design for a collection of models: rank designs by the geometric mean over models of
+    (model's own optimum / its TCO per token on that design); 1.0 means every model is served at
+    its own optimum. Designs that cannot serve every model are excluded."""
+    if not results:
+        return {}
+    best = np.vstack([r.best_per_design for r in results])  # models x designs
+    optimum = best.min(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = optimum / best
+    ok = np.all(np.isfinite(best), axis=0)
+    if not ok.any():
+        return {"best_server_id": None, "reason": "no design serves every model"}
+    score = np.where(ok, np.exp(np.mean(np.log(np.where(ok, ratio, 1.0)), axis=0)), -np.inf)
+    i = int(np.argmax(score))
+    order = np.argsort(-score)[:10]
+    return {
+        "best_server_id": int(table["server_id"][i]),
+        "die_area_mm2": float(table["die_area_mm2"][i]),
+        "mac_ratio": float(table["mac_ratio"][i]),
+        "operational_intensity": float(table["operational_intensity"][i]),
+        "packages_per_lane": int(table["packages_per_lane"][i]),
+        "geomean_efficiency": float(score[i]),
+        "per_model": {
+            r.model: {
+                "usd_per_million_tokens": float(best[m, i]),
+                "own_optimum_usd_per_million_tokens": float(optimum[m, 0]),
+                "loss_factor": float(best[m, i] / optimum[m, 0]),
+            }
+            for m, r in enumerate(results)
+        },
+        "top10_server_ids": [int(table["server_id"][j]) for j in order if math.isfinite(score[j])],
+    }
+
+
+@dataclass
+class EvaluationRun:
+    """Phase 2 over several models: per-model results and the shared-design ranking."""
+
+    table: dict[str, np.ndarray]
+    params: Params
+    results: list[ModelResult]
+    portfolio: dict
+
+    @property
+    def evaluated(self) -> int:
+        return sum(r.evaluated for r in self.results)
+
+    def front_table(self, r: ModelResult) -> dict[str, np.ndarray]:
+        """The Pareto front of one model with the server columns of each point joined."""
+        f = dict(r.front)
+        d = f["design"]
+        for col in (
+            "server_id",
+            "die_area_mm2",
+            "mac_ratio",
+            "operational_intensity",
+            "packages_per_lane",
+            "chips_per_server",
+            "tflops_per_chip",
+            "sram_mb_per_chip",
+            "server_cost_usd",
+            "server_tdp_w",
+        ):
+            f[col] = self.table[col][d]
+        return f
+
+    def summary(self) -> dict:
+        """JSON-able summary: per model the optimal design cards, counts and front size."""
+        models = {}
+        for r in self.results:
+            models[r.model] = {
+                "tco_optimal": r.card("tco", self.table),
+                "latency_optimal": r.card("latency", self.table),
+                "pareto_points": int(len(r.front["design"])),
+                "evaluated_points": int(r.evaluated),
+                "counts": r.counts,
+                "fits_any_design": bool(np.isfinite(r.best_per_design).any()),
+                "shape": {
+                    "num_layers": r.shape.num_layers,
+                    "hidden_size": r.shape.hidden,
+                    "num_attention_heads": r.shape.heads,
+                    "num_key_value_heads": r.shape.kv_heads,
+                    "weight_params": r.shape.weight_params,
+                },
+            }
+        out = {
+            "models": models,
+            "evaluated_points": int(self.evaluated),
+            "preset": self.params.preset.name,
+            "workload": self.params.preset.workload.model_dump(),
+        }
+        if len(self.results) > 1:
+            out["portfolio"] = self.portfolio
+        return out
+
+
+def evaluate_models(
+    table: dict[str, np.ndarray],
+    specs: list[ModelSpec],
+    params: Params,
+    progress=None,
+    fast: bool = True,
+) -> EvaluationRun:
+    """Phase 2 for each model, then the one-design-for-all ranking."""
+    check_table(table, "table")
+    step = progress or (lambda _msg: None)
+    results = []
+    for spec in specs:
+        results.append(search(table, spec, params, fast=fast))
+        step(spec.name)
+    return EvaluationRun(table, params, results, portfolio(results, table))

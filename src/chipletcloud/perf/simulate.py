@@ -1,0 +1,299 @@
+"""The inference simulator, numpy reference: a mapped system of identical chips serving one LLM.
+
+Every argument is a numpy array (broadcast together): one element per (design, mapping) point.
+Formulas (REFERENCE.md s6 [A], with the defects listed there fixed [D]):
+
+* Mapping. ``servers`` x ``chips_per_server`` chips; pipeline degree ``pp`` (divides the layers);
+  tensor degree ``tp = floor(chips / pp)`` (all chips of a stage, Megatron partitioning); batch
+  ``batch`` split into ``batch / micro_batch`` micro-batches of ``micro_batch`` sequences.
+* Per layer and chip (Megatron): QKV (d -> (q + 2 kv) / tp), attention over the local KV cache, the
+  output projection, the MLP, and two ring all-reduces. Every matmul takes
+  ``max(FLOPs / achievable FLOP/s, weight bytes / achievable memory bandwidth)``; attention takes
+  ``max(FLOPs / FLOP/s, KV bytes / bandwidth)``. KV heads are split across the tensor group and
+  replicated when there are fewer KV heads than the group needs, so GQA/MQA cut both KV capacity
+  and KV read traffic (fixes the authors' capacity-only GQA).
+* Ring all-reduce of n bytes on t chips: ``2 (t - 1) (n / t / BW + alpha)`` on the slowest link of
+  the group (chip link inside a server, server link once the group spans servers). Stage to stage:
+  ``rows x d x bytes / BW + alpha`` on the server link once the system spans servers.
+* Stage time ``T_s`` = layers/pp x layer time (+ LM head on the last stage) + transfer. Decode
+  (DeepSpeed-Inference schedule): ``tau = max(pp, n_mb) x T_s`` per generated token for the batch;
+  prefill: ``(pp + n_mb - 1) x T_s(prefill)``, attention FLOPs counted over the causal
+  ``P (P + 1) / 2`` pairs (fixes the authors' under-count by a factor of the prompt length).
+* Capacity: the weights of a stage and the KV cache of all ``batch`` sequences at the full context
+  must fit the memory of each chip.
+* Energy (REFERENCE.md s6 constants): FMAs, weight and KV reads (KV reads counted for every
+  sequence, i.e. multiplied by the micro-batch: fixes the authors' defect), activation reads, plus
+  the chips' static power over the run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chipletcloud.perf.workload import LayerShape, System, Workload
+
+OPS = ("qkv", "attention", "out_proj", "mlp", "allreduce", "lm_head", "stage_transfer")
+
+
+def tensor_degree(servers, chips_per_server, pp):
+    """Chips per pipeline stage: all chips of the system split evenly over the stages."""
+    return np.floor_divide(np.asarray(servers) * np.asarray(chips_per_server), np.asarray(pp))
+
+
+def kv_heads_per_chip(shape: LayerShape, tp):
+    """KV heads each chip of a tensor group of ``tp`` holds and reads: ``kv / tp``, replicated up to
+    one head per query-head group when ``tp`` exceeds the KV heads (MQA/GQA). Beyond ``heads``
+    chips, heads are split along the head dimension."""
+    tp = np.asarray(tp, float)
+    rep = np.maximum(1.0, np.minimum(tp, shape.heads) / shape.kv_heads)
+    return shape.kv_heads / tp * rep
+
+
+def experts_touched(shape: LayerShape, rows):
+    """Expected distinct routed experts a batch of ``rows`` tokens sends work to (uniform routing):
+    E (1 - (1 - k/E)^rows). Equals k for one token."""
+    if shape.experts == 0:
+        return np.zeros_like(np.asarray(rows, float))
+    e, k = shape.experts, shape.experts_per_tok
+    return e * (1.0 - (1.0 - k / e) ** np.asarray(rows, float))
+
+
+def mlp_params_read(shape: LayerShape, rows):
+    """MLP weights read for ``rows`` tokens in one layer (MoE: only the experts touched)."""
+    extra = (experts_touched(shape, rows) - shape.experts_per_tok) * shape.expert_params
+    return shape.mlp_params_per_token + shape.moe_layer_share * extra
+
+
+def ring_allreduce_s(nbytes, n, bw, alpha):
+    """Ring all-reduce of ``nbytes`` over ``n`` chips: 2 (n - 1) steps of n-th chunks."""
+    n = np.asarray(n, float)
+    return np.where(n > 1, 2.0 * (n - 1.0) * (nbytes / n / bw + alpha), 0.0)
+
+
+def links(system: System, servers, tp):
+    """(tensor-group link bandwidth, stage-transfer link bandwidth) in B/s."""
+    tp_bw = np.where(
+        tp <= system.chips_per_server,
+        system.chip_link_bw,
+        np.minimum(system.chip_link_bw, system.server_link_bw),
+    )
+    pp_bw = np.where(
+        np.asarray(servers) > 1,
+        np.minimum(system.chip_link_bw, system.server_link_bw),
+        system.chip_link_bw,
+    )
+    return tp_bw, pp_bw
+
+
+def systolic_side(flops):
+    """v1 [A1]: side of a square systolic array of the chip's MACs at 1 GHz,
+    round(sqrt(TFLOPS / 2 x 1000))."""
+    return np.round(np.sqrt(np.asarray(flops, float) / 1e12 / 2.0 * 1000.0))
+
+
+def stage_ops(
+    system: System,
+    shape: LayerShape,
+    wl: Workload,
+    *,
+    servers,
+    pp,
+    tp,
+    micro_batch,
+    phase: str,
+    latency_model: str = "isca24",
+) -> dict[str, np.ndarray]:
+    """Seconds per op for one micro-batch through the slowest pipeline stage (all its layers).
+
+    ``phase`` is ``"decode"`` (one new token per sequence, mean context) or ``"prefill"`` (the whole
+    prompt). Returns a dict of op -> time and the op's compute, memory and communication parts.
+
+    ``latency_model="v1"`` is the arXiv-v1 model (REFERENCE.md s7): matmuls take compute time
+    only, at a systolic-array utilisation min(rows / side, 1); attention and memory traffic are
+    ignored; the all-reduces and transfers are as above.
+    """
+    m = np.asarray(micro_batch, float)
+    tp = np.asarray(tp, float)
+    f = system.flops * system.flops_eff
+    bw = system.mem_bw * system.mem_eff
+    d, hd, q, kvw = shape.hidden, shape.head_dim, shape.q_width, shape.kv_width
+    wb, kvb, ab = wl.weight_bytes, wl.kv_bytes, wl.act_bytes
+    kvh = kv_heads_per_chip(shape, tp)
+    if phase == "decode":
+        rows = m
+        pairs = m * wl.mean_decode_context
+        kv_tokens = m * wl.mean_decode_context
+    elif phase == "prefill":
+        p = float(wl.prompt_tokens)
+        rows = m * p
+        pairs = m * p * (p + 1.0) / 2.0
+        kv_tokens = m * p
+    else:  # pragma: no cover - internal
+        raise ValueError(phase)
+    layers = shape.num_layers / np.asarray(pp, float)
+    tp_bw, pp_bw = links(system, servers, tp)
+
+    v1 = latency_model == "v1"
+    side = systolic_side(system.flops)
+
+    def mm(flops, nbytes, r=rows):
+        if v1:
+            t = flops / (f * np.minimum(r / side, 1.0))
+            return t, t, 0.0 * t
+        return np.maximum(flops / f, nbytes / bw), flops / f, nbytes / bw
+
+    qkv_p = d * (q + 2 * kvw) / tp
+    o_p = q * d / tp
+    mlp_p = mlp_params_read(shape, rows) / tp
+    out: dict[str, np.ndarray] = {}
+    parts = {
+        "qkv": mm(2 * rows * qkv_p, qkv_p * wb),
+        "attention": (0.0 * pairs, 0.0 * pairs, 0.0 * pairs)
+        if v1
+        else (
+            np.maximum(
+                4.0 * hd * (shape.heads / tp) * pairs / f, 2.0 * kv_tokens * hd * kvh * kvb / bw
+            ),
+            4.0 * hd * (shape.heads / tp) * pairs / f,
+            2.0 * kv_tokens * hd * kvh * kvb / bw,
+        ),
+        "out_proj": mm(2 * rows * o_p, o_p * wb),
+        "mlp": mm(2 * rows * shape.mlp_params_per_token / tp, mlp_p * wb),
+    }
+    for op, (t, c, mem) in parts.items():
+        out[op] = layers * t
+        out[f"{op}_compute"] = layers * c
+        out[f"{op}_memory"] = layers * mem
+    ar = ring_allreduce_s(rows * d * ab, tp, tp_bw, system.link_startup_s)
+    out["allreduce"] = layers * 2.0 * ar
+    head_rows = m  # logits for the last position of each sequence only
+    head_p = shape.head_matmul_params / tp
+    t_head, _, _ = mm(2 * head_rows * head_p, head_p * wb, head_rows)
+    out["lm_head"] = np.where(shape.head_matmul_params > 0, t_head, 0.0)
+    out["stage_transfer"] = np.where(
+        np.asarray(pp) > 1, rows * d * ab / pp_bw + system.link_startup_s, 0.0
+    )
+    out["stage"] = sum(out[op] for op in OPS)
+    return out
+
+
+def memory_per_chip(system: System, shape: LayerShape, wl: Workload, *, pp, tp, batch):
+    """(weight bytes, KV bytes) the busiest chip holds: its stage's layers / tp (plus the
+    embedding or LM-head matrix on the first/last stage) and the KV of all ``batch`` sequences at
+    the full context."""
+    pp = np.asarray(pp, float)
+    tp = np.asarray(tp, float)
+    layers = shape.num_layers / pp
+    head = np.where(pp > 1, shape.head_matmul_params, shape.head_params)
+    w = (layers * shape.layer_params + head) / tp * wl.weight_storage_bytes
+    kv = (
+        layers
+        * np.asarray(batch, float)
+        * wl.max_context
+        * 2.0
+        * shape.head_dim
+        * kv_heads_per_chip(shape, tp)
+        * wl.kv_bytes
+    )
+    return w, kv
+
+
+def simulate(
+    system: System,
+    shape: LayerShape,
+    wl: Workload,
+    *,
+    servers,
+    pp,
+    batch,
+    micro_batch,
+    latency_model: str = "isca24",
+) -> dict[str, np.ndarray]:
+    """Latency, throughput, capacity and energy of every (design, mapping) point.
+
+    Returns arrays: ``tp``, ``feasible`` (mapping valid and memory fits), ``stage_decode_s``,
+    ``tpot_s`` (= tau, the per-token latency a user sees), ``prefill_s`` (= TTFT), ``e2e_s``,
+    ``throughput_tokens_per_s`` (output tokens over a whole batch: prefill + decode),
+    ``weight_bytes_per_chip``, ``kv_bytes_per_chip``, ``flop_utilisation``, ``energy_j_per_token``
+    (chips only) and ``chip_power_w`` (mean per chip while serving), and the decode breakdown
+    ``decode_<op>`` in seconds per token step.
+    """
+    servers = np.asarray(servers, float)
+    pp = np.asarray(pp, float)
+    batch = np.asarray(batch, float)
+    m = np.asarray(micro_batch, float)
+    tp = tensor_degree(servers, system.chips_per_server, pp)
+    ok_map = (tp >= 1) & (np.mod(shape.num_layers, pp) == 0) & (np.mod(batch, m) == 0)
+    tp_safe = np.maximum(tp, 1.0)
+    n_mb = batch / m
+    kw = dict(servers=servers, pp=pp, tp=tp_safe, micro_batch=m, latency_model=latency_model)
+    dec = stage_ops(system, shape, wl, phase="decode", **kw)
+    pre = stage_ops(system, shape, wl, phase="prefill", **kw)
+    tau = np.maximum(pp, n_mb) * dec["stage"]
+    prefill = (pp + n_mb - 1.0) * pre["stage"]
+    g = float(wl.output_tokens)
+    e2e = prefill + (g - 1.0) * tau
+    thr = batch * g / e2e
+    w_chip, kv_chip = memory_per_chip(system, shape, wl, pp=pp, tp=tp_safe, batch=batch)
+    fits = w_chip + kv_chip <= system.mem_bytes
+    chips = pp * tp_safe
+
+    # FLOPs and bytes of one decode step of the whole batch, and of the prefill of the batch
+    c = wl.mean_decode_context
+    p = float(wl.prompt_tokens)
+    L = shape.num_layers
+    mat_tok = L * (shape.attn_params + shape.mlp_params_per_token) + shape.head_matmul_params
+    att_pairs_dec = batch * c
+    att_pairs_pre = batch * p * (p + 1.0) / 2.0
+    flops_dec = 2.0 * batch * mat_tok + 4.0 * L * shape.q_width * att_pairs_dec
+    flops_pre = (
+        2.0 * batch * p * (mat_tok - shape.head_matmul_params)
+        + 2.0 * batch * shape.head_matmul_params
+        + 4.0 * L * shape.q_width * att_pairs_pre
+    )
+    w_read_dec = (
+        n_mb
+        * (L * (shape.attn_params + mlp_params_read(shape, m)) + shape.head_matmul_params)
+        * wl.weight_bytes
+    )
+    w_read_pre = (
+        n_mb
+        * (L * (shape.attn_params + mlp_params_read(shape, m * p)) + shape.head_matmul_params)
+        * wl.weight_bytes
+    )
+    kv_replicas = kv_heads_per_chip(shape, tp_safe) * tp_safe / shape.kv_heads
+    kv_read_dec = batch * c * L * 2.0 * shape.kv_width * wl.kv_bytes * kv_replicas
+    kv_read_pre = batch * p * L * 2.0 * shape.kv_width * wl.kv_bytes * kv_replicas
+    act_per_tok = (
+        L
+        * (2 * shape.hidden + shape.q_width + shape.mlp_params_per_token / shape.hidden)
+        * wl.act_bytes
+    )
+    e_dyn = (
+        (flops_pre + (g - 1.0) * flops_dec) / 2.0 * system.fma_j
+        + (w_read_pre + (g - 1.0) * w_read_dec + kv_read_pre + (g - 1.0) * kv_read_dec)
+        * system.mem_j_per_byte
+        + batch * (p + g - 1.0) * act_per_tok * system.act_j_per_byte
+    )
+    e_static = chips * system.static_w_per_chip * e2e
+    energy_per_tok = (e_dyn + e_static) / (batch * g)
+    util = (flops_pre + (g - 1.0) * flops_dec) / (e2e * chips * system.flops)
+    out = {
+        "tp": tp,
+        "chips": chips,
+        "feasible": ok_map & fits,
+        "fits": fits,
+        "stage_decode_s": dec["stage"],
+        "tpot_s": tau,
+        "prefill_s": prefill,
+        "e2e_s": e2e,
+        "throughput_tokens_per_s": thr,
+        "weight_bytes_per_chip": w_chip,
+        "kv_bytes_per_chip": kv_chip,
+        "flop_utilisation": util,
+        "energy_j_per_token": energy_per_tok,
+        "chip_power_w": (e_dyn + e_static) / e2e / chips,
+    }
+    for op in OPS:
+        out[f"decode_{op}"] = dec[op] * np.maximum(pp, n_mb)
+    return out

@@ -1,0 +1,171 @@
+"""What the simulator needs of a model, a workload and a system, as plain numbers and arrays.
+
+``LayerShape`` flattens a :class:`~chipletcloud.models.llm.ModelSpec` into the per-layer matmul
+sizes the inference simulator uses (one "average" layer: dense and MoE layers are mixed by their
+share of the model), so the simulator never depends on the card format. ``System`` holds one row per
+hardware design (arrays): per-chip compute, memory and links, and the server's chip count. The
+memory tier is a parameter: SRAM for Chiplet Cloud, HBM for GPUs/TPUs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from chipletcloud.models.llm import ModelSpec
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """Per-layer sizes of a transformer, in elements (not bytes).
+
+    ``attn_params`` = QKV + output projection weights; ``mlp_params_stored`` = MLP weights held by
+    one layer (all experts), ``mlp_params_per_token`` = MLP weights one token multiplies (routed and
+    shared experts only); ``experts``/``experts_per_tok``/``expert_params`` describe the routed part
+    for the distinct-experts-touched estimate; ``head_params`` = embedding + LM head matrices held
+    (0 when the preset counts layers only, as the authors' 12 L d^2 does), ``head_matmul_params`` =
+    the LM head a token multiplies.
+    """
+
+    name: str
+    num_layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    attn_params: float
+    mlp_params_stored: float
+    mlp_params_per_token: float
+    experts: int
+    experts_per_tok: int
+    expert_params: float
+    moe_layer_share: float
+    head_params: float
+    head_matmul_params: float
+
+    @property
+    def q_width(self) -> int:
+        return self.heads * self.head_dim
+
+    @property
+    def kv_width(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    @property
+    def layer_params(self) -> float:
+        return self.attn_params + self.mlp_params_stored
+
+    @property
+    def weight_params(self) -> float:
+        """All weights the system stores (layers + head)."""
+        return self.num_layers * self.layer_params + self.head_params
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, include_embeddings: bool = True) -> LayerShape:
+        """Flatten ``spec``. ``include_embeddings=False`` drops the embedding and LM-head matrices
+        (the authors' 12 L d^2 convention)."""
+        d = spec.hidden_size
+        attn = d * spec.q_width + 2 * d * spec.kv_width + spec.q_width * d
+        n_mlp = 3 if spec.gated_mlp else 2
+        dense_mlp = n_mlp * d * spec.intermediate_size
+        share = spec.num_moe_layers / spec.num_layers
+        if spec.is_moe:
+            one = n_mlp * d * spec.expert_intermediate_size
+            moe_stored = (spec.num_experts + spec.num_shared_experts) * one + d * spec.num_experts
+            moe_tok = (spec.num_experts_per_tok + spec.num_shared_experts) * one
+            stored = share * moe_stored + (1 - share) * dense_mlp
+            per_tok = share * moe_tok + (1 - share) * dense_mlp
+            expert_params = one
+        else:
+            stored = per_tok = dense_mlp
+            expert_params = 0.0
+        if include_embeddings:
+            layer_total = spec.num_layers * (attn + stored)
+            head = max(float(spec.params) - layer_total, 0.0)
+            head_mm = float(spec.vocab_size * spec.hidden_size)
+        else:
+            head, head_mm = 0.0, 0.0
+        return cls(
+            name=spec.name,
+            num_layers=spec.num_layers,
+            hidden=d,
+            heads=spec.num_attention_heads,
+            kv_heads=spec.num_key_value_heads,
+            head_dim=spec.head_dim,
+            attn_params=float(attn),
+            mlp_params_stored=float(stored),
+            mlp_params_per_token=float(per_tok),
+            experts=spec.num_experts,
+            experts_per_tok=spec.num_experts_per_tok,
+            expert_params=float(expert_params),
+            moe_layer_share=float(share),
+            head_params=float(head),
+            head_matmul_params=head_mm,
+        )
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Request shape and number formats. REFERENCE.md s6: the ISCA-era evaluation used a 128-token
+    prompt and 256 generated tokens; v1 used a context of 2048."""
+
+    prompt_tokens: int = 128
+    output_tokens: int = 256
+    weight_bytes: float = 2.0
+    kv_bytes: float = 2.0
+    act_bytes: float = 2.0
+    weight_storage_ratio: float = 1.0
+
+    @property
+    def weight_storage_bytes(self) -> float:
+        """Bytes one weight occupies in memory: compressed storage (sparse models) or dense.
+        Weights are loaded dense (Store-as-Compressed, Load-as-Dense), so reads use
+        ``weight_bytes``."""
+        return self.weight_bytes * self.weight_storage_ratio
+
+    @property
+    def mean_decode_context(self) -> float:
+        """Mean KV length over the generated tokens: prompt + (output - 1) / 2 cached tokens plus
+        the new one. Per-token times are evaluated at this context (attention is linear in it)."""
+        return self.prompt_tokens + (self.output_tokens + 1) / 2.0
+
+    @property
+    def max_context(self) -> int:
+        return self.prompt_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class System:
+    """One row per hardware design (numpy arrays of equal length).
+
+    Units: FLOP/s, bytes, bytes/s, seconds, joules, watts. ``flops_eff`` and ``mem_eff`` are the
+    achievable fractions of peak (1 for the ASIC model, device cards for GPUs/TPUs).
+    """
+
+    flops: np.ndarray
+    mem_bytes: np.ndarray
+    mem_bw: np.ndarray
+    chip_link_bw: np.ndarray
+    server_link_bw: np.ndarray
+    chips_per_server: np.ndarray
+    link_startup_s: np.ndarray
+    fma_j: np.ndarray
+    mem_j_per_byte: np.ndarray
+    act_j_per_byte: np.ndarray
+    static_w_per_chip: np.ndarray
+    flops_eff: np.ndarray
+    mem_eff: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.flops)
+
+    def take(self, idx: np.ndarray) -> System:
+        return System(**{f.name: np.asarray(getattr(self, f.name))[idx] for f in fields(self)})
+
+    @classmethod
+    def broadcast(cls, **kw) -> System:
+        arrays = np.broadcast_arrays(*[np.asarray(kw[f.name], float) for f in fields(cls)])
+        return cls(
+            **{f.name: np.ascontiguousarray(a) for f, a in zip(fields(cls), arrays, strict=True)}
+        )

@@ -1,0 +1,164 @@
+"""The inference simulator (numpy reference) against hand calculations and invariants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chipletcloud.perf.simulate import memory_per_chip, simulate, stage_ops
+from chipletcloud.perf.workload import LayerShape, System, Workload
+
+
+def tiny_shape(kv_heads=2, layers=2) -> LayerShape:
+    # L=2, d=4, 2 heads of dim 2, MLP 4 -> 16 -> 4 (plain): attention 4*(4+2*kv*2) + 4*4 params
+    kvw = kv_heads * 2
+    return LayerShape(
+        name="tiny",
+        num_layers=layers,
+        hidden=4,
+        heads=2,
+        kv_heads=kv_heads,
+        head_dim=2,
+        attn_params=4 * (4 + 2 * kvw) + 16,
+        mlp_params_stored=128,
+        mlp_params_per_token=128,
+        experts=0,
+        experts_per_tok=0,
+        expert_params=0.0,
+        moe_layer_share=0.0,
+        head_params=0.0,
+        head_matmul_params=0.0,
+    )
+
+
+def tiny_system(chips_per_server=2.0, mem=1e9) -> System:
+    return System.broadcast(
+        flops=1e12,
+        mem_bytes=mem,
+        mem_bw=1e11,
+        chip_link_bw=1e10,
+        server_link_bw=1e9,
+        chips_per_server=chips_per_server,
+        link_startup_s=1e-6,
+        fma_j=1e-12,
+        mem_j_per_byte=1e-12,
+        act_j_per_byte=1e-12,
+        static_w_per_chip=0.5,
+        flops_eff=1.0,
+        mem_eff=1.0,
+    )
+
+
+WL = Workload(prompt_tokens=3, output_tokens=2)  # mean decode context 3 + (2+1)/2 = 4.5
+
+
+def test_hand_decode_tp2():
+    # 2 chips, 1 server, pp=1 -> tp=2, one sequence. Per layer and chip (F 1e12, BW 1e11 B/s):
+    #   QKV 4*12/2 = 24 weights: max(48 FLOP / F, 48 B / BW)          = 4.8e-10 s
+    #   attention: 4.5 keys, 1 head/chip: max(4*2*1*4.5 / F, 2*4.5*2*1*2 B / BW) = 3.6e-10 s
+    #   out proj 16/2 = 8 weights: 16 B / BW                           = 1.6e-10 s
+    #   MLP 128/2 = 64 weights: 128 B / BW                             = 1.28e-9 s
+    #   => 2.28e-9 s a layer, 4.56e-9 s for 2 layers
+    #   all-reduce of 1 x 4 x 2 B on 2 chips: 2 (2-1) (8/2/1e10 + 1e-6) = 2.0008e-6 s, two a layer
+    #   => 4 x 2.0008e-6 = 8.0032e-6 s; no stage transfer (pp = 1)
+    sim = simulate(tiny_system(), tiny_shape(), WL, servers=1, pp=1, batch=1, micro_batch=1)
+    assert sim["tp"] == 2
+    assert sim["stage_decode_s"] == pytest.approx(4.56e-9 + 8.0032e-6, rel=1e-12)
+    assert sim["tpot_s"] == pytest.approx(4.56e-9 + 8.0032e-6, rel=1e-12)
+
+
+def test_hand_decode_pp2_two_microbatches():
+    # pp=2 -> tp=1, one layer a stage; KV heads per chip 2 (no split)
+    #   QKV 48 weights 96 B: 9.6e-10; attention 2*4.5*2*2*2 = 72 B: 7.2e-10 (72 FLOP: 7.2e-11)
+    #   out 32 B: 3.2e-10; MLP 256 B: 2.56e-9  => 4.56e-9 s a layer
+    #   stage transfer 8 B on the chip link: 8/1e10 + 1e-6 = 1.0008e-6 s
+    #   batch 2 in 2 micro-batches of 1: tau = max(pp, n_mb) x T_s = 2 x 1.00536e-6
+    sim = simulate(tiny_system(), tiny_shape(), WL, servers=1, pp=2, batch=2, micro_batch=1)
+    assert sim["tp"] == 1
+    assert sim["stage_decode_s"] == pytest.approx(4.56e-9 + 1.0008e-6, rel=1e-12)
+    assert sim["tpot_s"] == pytest.approx(2 * (4.56e-9 + 1.0008e-6), rel=1e-12)
+    # throughput: 2 sequences x 2 tokens over prefill + 1 decode step
+    assert sim["throughput_tokens_per_s"] == pytest.approx(4 / (sim["prefill_s"] + sim["tpot_s"]))
+
+
+def test_gqa_cuts_kv_traffic_and_capacity():
+    sys_ = tiny_system()
+    mha = stage_ops(
+        sys_, tiny_shape(kv_heads=2), WL, servers=1, pp=1, tp=1, micro_batch=8, phase="decode"
+    )
+    mqa = stage_ops(
+        sys_, tiny_shape(kv_heads=1), WL, servers=1, pp=1, tp=1, micro_batch=8, phase="decode"
+    )
+    assert mqa["attention_memory"] == pytest.approx(mha["attention_memory"] / 2)
+    _, kv_mha = memory_per_chip(sys_, tiny_shape(kv_heads=2), WL, pp=1, tp=1, batch=8)
+    _, kv_mqa = memory_per_chip(sys_, tiny_shape(kv_heads=1), WL, pp=1, tp=1, batch=8)
+    assert kv_mqa == pytest.approx(kv_mha / 2)
+
+
+def test_mqa_kv_is_replicated_across_the_tensor_group():
+    # 1 KV head on tp=2 chips: each chip keeps (and reads) the whole head
+    sys_ = tiny_system()
+    _, kv_tp1 = memory_per_chip(sys_, tiny_shape(kv_heads=1), WL, pp=1, tp=1, batch=4)
+    _, kv_tp2 = memory_per_chip(sys_, tiny_shape(kv_heads=1), WL, pp=1, tp=2, batch=4)
+    assert kv_tp2 == pytest.approx(kv_tp1)
+
+
+def test_prefill_attention_counts_causal_pairs():
+    # prompt 3: 3 x 4 / 2 = 6 query-key pairs per head, not 3 (the authors' under-count)
+    ops = stage_ops(
+        tiny_system(), tiny_shape(), WL, servers=1, pp=1, tp=1, micro_batch=1, phase="prefill"
+    )
+    flops = 4 * 2 * 2 * 6 * 2  # 4 x head_dim x heads x pairs, 2 layers
+    assert ops["attention_compute"] == pytest.approx(flops / 1e12)
+
+
+def test_capacity_rejects_oversized_batch():
+    sys_ = tiny_system(mem=1000.0)
+    small = simulate(sys_, tiny_shape(), WL, servers=1, pp=1, batch=1, micro_batch=1)
+    big = simulate(sys_, tiny_shape(), WL, servers=1, pp=1, batch=64, micro_batch=1)
+    assert small["fits"] and not big["fits"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 64), st.sampled_from([1, 2, 4, 8]), st.integers(1, 6))
+def test_more_servers_never_reduce_capacity(servers, batch, extra):
+    sys_ = tiny_system(chips_per_server=4.0)
+    shape = tiny_shape(layers=4)
+    tp1 = servers * 4 // 2
+    tp2 = (servers + extra) * 4 // 2
+    w1, kv1 = memory_per_chip(sys_, shape, WL, pp=2, tp=tp1, batch=batch)
+    w2, kv2 = memory_per_chip(sys_, shape, WL, pp=2, tp=tp2, batch=batch)
+    assert w2 + kv2 <= w1 + kv1 + 1e-12
+    # and a larger batch never reduces KV demand
+    _, kv3 = memory_per_chip(sys_, shape, WL, pp=2, tp=tp1, batch=batch * 2)
+    assert kv3 >= kv1
+
+
+def test_energy_counts_kv_reads_per_sequence():
+    # doubling the batch at a fixed micro-batch doubles KV read energy (fixes the authors' defect)
+    sys_ = tiny_system()
+    a = simulate(sys_, tiny_shape(), WL, servers=1, pp=1, batch=1, micro_batch=1)
+    b = simulate(sys_, tiny_shape(), WL, servers=1, pp=1, batch=2, micro_batch=1)
+    assert b["energy_j_per_token"] > 0 and a["energy_j_per_token"] > 0
+    assert np.isfinite(b["chip_power_w"])
+
+
+def test_v1_latency_model_is_compute_only():
+    sys_ = tiny_system()
+    v1 = stage_ops(
+        sys_,
+        tiny_shape(),
+        WL,
+        servers=1,
+        pp=1,
+        tp=1,
+        micro_batch=1,
+        phase="decode",
+        latency_model="v1",
+    )
+    # systolic side round(sqrt(1 TFLOPS / 2 x 1000)) = 22: one row uses 1/22 of the array
+    qkv_flops = 2 * 48 * 2  # 2 layers
+    assert v1["qkv"] == pytest.approx(qkv_flops / (1e12 / 22))
+    assert v1["attention"] == 0.0

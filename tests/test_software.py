@@ -1,0 +1,365 @@
+"""Phase 2: the numba fast path against the numpy reference, Pareto invariants, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chipletcloud.cli import main
+from chipletcloud.config import SearchSpec
+from chipletcloud.explore import kernel, software
+from chipletcloud.explore.hardware import explore_hardware
+from chipletcloud.explore.pareto import is_dominated_by, pareto_mask
+from chipletcloud.models.llm import ModelSpec
+from chipletcloud.perf.workload import LayerShape, System, Workload
+
+rng_settings = settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), min_size=1, max_size=60))
+def test_pareto_mask_properties(points):
+    c = np.array([p[0] for p in points], float)
+    lat = np.array([p[1] for p in points], float)
+    keep = pareto_mask(c, lat)
+    kept = np.flatnonzero(keep)
+    for i in kept:  # no kept point is dominated by any point
+        assert not any(is_dominated_by(c[i], lat[i], c[j], lat[j]) for j in range(len(c)))
+    for i in np.flatnonzero(~keep):  # every dropped point is dominated by or equal to a kept one
+        assert any(
+            is_dominated_by(c[i], lat[i], c[j], lat[j])
+            or (c[i] == c[j] and lat[i] == lat[j] and j < i)
+            for j in kept
+        )
+
+
+def test_pareto_mask_ignores_nan():
+    keep = pareto_mask(np.array([1.0, np.nan, 0.5]), np.array([1.0, 0.1, np.inf]))
+    assert keep.tolist() == [True, False, False]
+
+
+def _random_case(seed, moe=False, latency_model="isca24", power="energy"):
+    rng = np.random.default_rng(seed)
+    n = 7
+    system = System.broadcast(
+        flops=rng.uniform(0.5, 30, n) * 1e12,
+        mem_bytes=rng.uniform(5, 400, n) * 1e6,
+        mem_bw=rng.uniform(0.5, 20, n) * 1e12,
+        chip_link_bw=rng.uniform(10, 100, n) * 1e9,
+        server_link_bw=rng.uniform(1, 30, n) * 1e9,
+        chips_per_server=rng.integers(8, 160, n).astype(float),
+        link_startup_s=rng.uniform(0, 1e-6, n),
+        fma_j=1.3e-12,
+        mem_j_per_byte=1.25e-12,
+        act_j_per_byte=0.94e-12,
+        static_w_per_chip=rng.uniform(0, 1, n),
+        flops_eff=1.0,
+        mem_eff=1.0,
+    )
+    pricing = software.Pricing(
+        server_cost_usd=rng.uniform(1e3, 2e4, n),
+        server_tdp_w=rng.uniform(200, 2500, n),
+        overhead_w=rng.uniform(50, 120, n),
+        efficiency=0.9025,
+        a_per_usd=1.1145,
+        b_per_w=3.9709,
+        fixed_per_usd=1.0645,
+        life_s=1.5 * 365 * 86400,
+        power_source=power,
+    )
+    layers = int(rng.choice([2, 4, 6, 12]))
+    heads = int(rng.choice([4, 8, 16]))
+    kv = int(rng.choice([h for h in (1, 2, 4, heads) if heads % h == 0]))
+    d = heads * int(rng.choice([32, 64, 128]))
+    cfg = dict(
+        name="rand",
+        source="test",
+        num_layers=layers,
+        hidden_size=d,
+        num_attention_heads=heads,
+        num_key_value_heads=kv,
+        head_dim=d // heads,
+        intermediate_size=4 * d,
+        gated_mlp=bool(rng.integers(2)),
+        vocab_size=1000,
+        tie_word_embeddings=True,
+        max_position_embeddings=None,
+        attention_bias=False,
+        mlp_bias=False,
+        norm="rmsnorm",
+        position="rotary",
+    )
+    if moe:
+        cfg.update(num_experts=8, num_experts_per_tok=2, moe_intermediate_size=2 * d)
+    shape = LayerShape.from_spec(ModelSpec(**cfg), include_embeddings=bool(rng.integers(2)))
+    wl = Workload(
+        prompt_tokens=int(rng.integers(1, 300)),
+        output_tokens=int(rng.integers(1, 300)),
+        weight_storage_ratio=float(rng.choice([1.0, 0.6])),
+    )
+    grid = software.mapping_grid(
+        shape, SearchSpec(batch_sizes=[1, 2, 4, 16, 64], server_multipliers=[1, 1.5, 3])
+    )
+    return system, pricing, shape, wl, grid, latency_model
+
+
+@rng_settings
+@given(
+    st.integers(0, 10_000),
+    st.booleans(),
+    st.sampled_from(["isca24", "v1"]),
+    st.sampled_from(["energy", "tdp", "tdp_utilisation"]),
+)
+def test_fast_path_equals_reference(seed, moe, latency_model, power):
+    system, pricing, shape, wl, grid, lm = _random_case(seed, moe, latency_model, power)
+    nmin = software.min_servers(system, shape, wl)
+    ref = software.reference_points(system, pricing, shape, wl, grid, 10_000, lm)
+    d, j, c, lat, best, counts = kernel.evaluate_points(
+        system, pricing, shape, wl, grid, nmin, 10_000, lm
+    )
+    ok = ref["status"] == 0
+    assert counts.tolist() == [int((ref["status"] == k).sum()) for k in range(3)]
+    flat = d * grid.size + j
+    assert np.array_equal(flat, np.flatnonzero(ok))
+    np.testing.assert_allclose(c, ref["usd_per_million_tokens"][ok], rtol=1e-9)
+    np.testing.assert_allclose(lat, ref["tpot_s"][ok], rtol=1e-9)
+    ref_best = np.full(len(system), np.inf)
+    np.minimum.at(ref_best, ref["design"][ok], ref["usd_per_million_tokens"][ok])
+    np.testing.assert_allclose(best, ref_best, rtol=1e-9)
+    # the chunked search keeps exactly the reference's front
+    fd, fj, fbest, fcounts = kernel.search_fronts(
+        system, pricing, shape, wl, grid, nmin, 10_000, lm, chunk=3
+    )
+    front = software.front_from_points(ref)
+    np.testing.assert_allclose(
+        np.sort(c[np.isin(flat, fd * grid.size + fj)]),
+        np.sort(front["usd_per_million_tokens"]),
+        rtol=1e-9,
+    )
+    assert len(fd) == len(front["design"])
+
+
+@pytest.fixture(scope="module")
+def small_table(isca24):
+    from chipletcloud.config import HardwareSpace
+
+    sp = HardwareSpace(
+        die_area_mm2=[60, 140, 300],
+        mac_ratio=[0.05, 0.1, 0.24],
+        operational_intensity=[2, 8, 32],
+        packages_per_lane=[6, 12, 19],
+    )
+    return explore_hardware(sp, isca24).table
+
+
+def test_search_fast_equals_reference_on_a_table(small_table, isca24):
+    from chipletcloud.models.llm import load_model
+
+    for name in ("gpt3", "llama2-70b", "mixtral-8x7b"):
+        spec = load_model(name)
+        fast = software.search(small_table, spec, isca24)
+        ref = software.search(small_table, spec, isca24, fast=False)
+        assert fast.counts == ref.counts
+        np.testing.assert_allclose(
+            fast.front["usd_per_million_tokens"], ref.front["usd_per_million_tokens"], rtol=1e-9
+        )
+        np.testing.assert_allclose(fast.best_per_design, ref.best_per_design, rtol=1e-9)
+
+
+def test_portfolio_prefers_a_design_that_serves_all(small_table, isca24):
+    from chipletcloud.models.llm import load_model
+
+    run = software.evaluate_models(
+        small_table, [load_model("gpt3"), load_model("llama2-70b")], isca24
+    )
+    p = run.portfolio
+    assert 0 < p["geomean_efficiency"] <= 1
+    for m in p["per_model"].values():
+        assert m["loss_factor"] >= 1 - 1e-12
+
+
+def _hardware_dir(tmp_path, capsys):
+    sp = tmp_path / "space.yaml"
+    sp.write_text(
+        "die_area_mm2: [100, 160]\nmac_ratio: [0.05, 0.1]\n"
+        "operational_intensity: [4, 16]\npackages_per_lane: [10, 19]\n"
+    )
+    assert main(["hardware", "--space", str(sp), "--out", str(tmp_path / "hw"), "--json"]) == 0
+    capsys.readouterr()
+    return tmp_path / "hw"
+
+
+def test_cli_evaluate_json(tmp_path, capsys):
+    hw = _hardware_dir(tmp_path, capsys)
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                "gpt2",
+                "--model",
+                "llama2-70b",
+                "--hardware",
+                str(hw),
+                "--out",
+                str(tmp_path / "ev"),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    d = json.loads(capsys.readouterr().out)
+    keys = (
+        "die_area_mm2 sram_mb_per_chip tflops_per_chip chips_per_server servers tp pp batch "
+        "micro_batch latency_s_per_token throughput_tokens_per_s usd_per_million_tokens "
+        "capex_usd power_w joules_per_token"
+    ).split()
+    for name in ("gpt2", "llama2-70b"):
+        m = d["models"][name]
+        assert m["pareto_points"] >= 1
+        for card in (m["tco_optimal"], m["latency_optimal"]):
+            assert set(keys) <= set(card)
+        assert (
+            m["tco_optimal"]["usd_per_million_tokens"]
+            <= m["latency_optimal"]["usd_per_million_tokens"]
+        )
+        assert (
+            m["latency_optimal"]["latency_s_per_token"] <= m["tco_optimal"]["latency_s_per_token"]
+        )
+        assert (tmp_path / "ev" / name / "pareto.parquet").is_file()
+        assert (tmp_path / "ev" / name / "optimal.json").is_file()
+    assert "portfolio" in d and (tmp_path / "ev" / "manifest.json").is_file()
+
+
+def test_cli_evaluate_model_that_fits_nowhere(tmp_path, capsys):
+    hw = _hardware_dir(tmp_path, capsys)
+    # a limit of 1 server: GPT-3 fits on no design; not an error
+    preset = tmp_path / "tiny.yaml"
+    from chipletcloud.config import DATA
+
+    preset.write_text(
+        (DATA / "presets" / "isca24.yaml").read_text() + "search:\n  max_servers: 1\n"
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                "gpt3",
+                "--hardware",
+                str(hw),
+                "--out",
+                str(tmp_path / "ev"),
+                "--preset",
+                str(preset),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    d = json.loads(capsys.readouterr().out)
+    assert d["models"]["gpt3"]["pareto_points"] == 0
+    assert d["models"]["gpt3"]["tco_optimal"] is None
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--model", "gpt99"], "model"),
+        (["--model", "gpt2", "--sparsity", "1.5"], "sparsity: got 1.5"),
+        (["--model", "gpt2", "--sparsity", "0.5", "--sparse-format", "zip"], "sparse_format"),
+        (["--model", "gpt2", "--sparsity", "0.6", "--sparse-format", "nm24"], "sparsity"),
+    ],
+)
+def test_cli_evaluate_bad_input(tmp_path, capsys, args, fragment):
+    hw = _hardware_dir(tmp_path, capsys)
+    assert main(["evaluate", *args, "--hardware", str(hw), "--out", str(tmp_path / "ev")]) == 2
+    e = capsys.readouterr().err.strip()
+    assert fragment in e and len(e.splitlines()) == 1 and "Traceback" not in e
+    assert not (tmp_path / "ev").exists()
+
+
+def test_cli_evaluate_missing_or_empty_hardware(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                "gpt2",
+                "--hardware",
+                str(tmp_path / "none"),
+                "--out",
+                str(tmp_path / "ev"),
+            ]
+        )
+        == 2
+    )
+    assert "hardware" in capsys.readouterr().err
+    sp = tmp_path / "space.yaml"
+    sp.write_text(
+        "die_area_mm2: 20\nmac_ratio: 0.5\noperational_intensity: 1\npackages_per_lane: 3\n"
+    )  # nothing survives: an empty table
+    assert main(["hardware", "--space", str(sp), "--out", str(tmp_path / "hw"), "--json"]) == 0
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                "gpt2",
+                "--hardware",
+                str(tmp_path / "hw"),
+                "--out",
+                str(tmp_path / "ev"),
+            ]
+        )
+        == 2
+    )
+    assert "at least one server" in capsys.readouterr().err
+
+
+def test_sparsity_shrinks_capacity_not_load(small_table, isca24):
+    from chipletcloud.models.llm import load_model
+
+    spec = load_model("gpt3")
+    dense = software.search(small_table, spec, isca24)
+    sparse = software.search(small_table, spec, isca24.with_workload(sparsity=0.6))
+    # fewer servers hold the compressed weights: the cheapest point gets cheaper
+    assert (
+        sparse.card("tco", small_table)["usd_per_million_tokens"]
+        < dense.card("tco", small_table)["usd_per_million_tokens"]
+    )
+
+
+def test_models_cli(capsys):
+    assert main(["models", "list", "--json"]) == 0
+    names = [m["name"] for m in json.loads(capsys.readouterr().out)["models"]]
+    assert {
+        "gpt2",
+        "megatron",
+        "gpt3",
+        "gopher",
+        "mtnlg",
+        "bloom",
+        "palm",
+        "llama2-70b",
+        "llama3-70b",
+        "llama3.1-405b",
+        "mixtral-8x7b",
+    } <= set(names)
+    assert main(["models", "show", "llama2-70b", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    for k in (
+        "name num_layers hidden_size num_attention_heads num_key_value_heads "
+        "intermediate_size gated_mlp vocab_size params params_12ld2 weight_bytes "
+        "kv_bytes_per_token"
+    ).split():
+        assert k in d
+    assert d["kv_bytes_per_token"] == 2 * 80 * 8 * 128 * 2  # 327,680 B by hand
+    assert main(["models", "show", "nope"]) == 2
+    assert "model" in capsys.readouterr().err
