@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -60,6 +61,7 @@ def _random_case(seed, moe=False, latency_model="isca24", power="energy"):
         static_w_per_chip=rng.uniform(0, 1, n),
         flops_eff=1.0,
         mem_eff=1.0,
+        op_overhead_s=rng.choice([0.0, 5e-6]),
     )
     pricing = software.Pricing(
         server_cost_usd=rng.uniform(1e3, 2e4, n),
@@ -101,9 +103,19 @@ def _random_case(seed, moe=False, latency_model="isca24", power="energy"):
         prompt_tokens=int(rng.integers(1, 300)),
         output_tokens=int(rng.integers(1, 300)),
         weight_storage_ratio=float(rng.choice([1.0, 0.6])),
+        count_prefill=bool(rng.integers(2)),
+        kv_in_capacity=bool(rng.integers(2)),
     )
+    units = int(rng.choice([1, 3]))
+    wl = dataclasses.replace(wl, units_per_layer=units)
     grid = software.mapping_grid(
-        shape, SearchSpec(batch_sizes=[1, 2, 4, 16, 64], server_multipliers=[1, 1.5, 3])
+        shape,
+        SearchSpec(
+            batch_sizes=[1, 2, 4, 16, 64],
+            server_multipliers=[1, 1.5, 3],
+            units_per_layer=units,
+            uneven_pipeline=bool(rng.integers(2)),
+        ),
     )
     return system, pricing, shape, wl, grid, latency_model
 

@@ -322,6 +322,206 @@ def _print_cards(summary: dict) -> None:
         )
 
 
+@app.command("simulate")
+def simulate_cmd(
+    hardware: Annotated[str, typer.Option("--hardware", help="Device name or card path.")],
+    devices: Annotated[int, typer.Option("--devices", help="Number of devices.")],
+    model: Annotated[str, typer.Option("--model", help="Model name or config.json.")],
+    tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel degree.")],
+    pp: Annotated[int, typer.Option("--pp", help="Pipeline degree.")],
+    batch: Annotated[int, typer.Option("--batch", help="Sequences in flight.")],
+    input_tokens: Annotated[int, typer.Option("--input-tokens")],
+    output_tokens: Annotated[int, typer.Option("--output-tokens")],
+    micro_batch: Annotated[int | None, typer.Option("--micro-batch")] = None,
+    weight_dtype: Annotated[str, typer.Option("--weight-dtype")] = "bf16",
+    kv_dtype: Annotated[str, typer.Option("--kv-dtype")] = "bf16",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Simulate serving a model on GPUs/TPUs: TTFT, time per output token, end-to-end latency,
+    throughput, and where the decode time goes."""
+    from chipletcloud.baselines.hbm import run
+    from chipletcloud.models.llm import load_model
+
+    r = run(
+        hardware,
+        devices,
+        load_model(model),
+        tp=tp,
+        pp=pp,
+        batch=batch,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        micro_batch=micro_batch,
+        weight_dtype=weight_dtype,
+        kv_dtype=kv_dtype,
+    )
+    summary = r.summary()
+    if not r.fits:
+        need = summary["weight_bytes_per_device"] + summary["kv_bytes_per_device"]
+        raise InputError(
+            "model",
+            model,
+            f"a model that fits: needs {need / 1e9:.2f} GB a device (weights "
+            f"{summary['weight_bytes_per_device'] / 1e9:.2f} GB + KV "
+            f"{summary['kv_bytes_per_device'] / 1e9:.2f} GB), {r.device} has "
+            f"{summary['hbm_bytes_per_device'] / 1e9:.2f} GB; use more devices or a smaller batch",
+        )
+    if as_json:
+        _emit_json(summary)
+        return
+    t = Table(title=f"{r.model} on {devices} x {r.device} (TP {tp}, PP {pp}, batch {batch})")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row("time to first token", f"{summary['ttft_s'] * 1e3:.2f} ms")
+    t.add_row("time per output token", f"{summary['tpot_s'] * 1e3:.3f} ms")
+    t.add_row("end to end", f"{summary['e2e_s'] * 1e3:.1f} ms")
+    t.add_row("output tokens/s", f"{summary['output_tokens_per_s']:,.1f}")
+    for op, v in summary["breakdown"]["decode_s_per_token"].items():
+        t.add_row(f"  decode: {op}", f"{v * 1e3:.3f} ms")
+    out.print(t)
+
+
+@app.command()
+def validate(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The simulator against measured hardware (VALIDATION.md) and the analytic ASIC model
+    against the event-level simulation."""
+    from chipletcloud.baselines.validation import validate as run_validation
+
+    report = run_validation()
+    try:
+        from chipletcloud.config import load_space, resolve
+        from chipletcloud.explore.hardware import explore_hardware
+        from chipletcloud.perf.des import asic_cases
+
+        params = resolve("isca24")
+        report["asic_cases"] = asic_cases(explore_hardware(load_space(), params).table, params)
+    except ImportError:  # pragma: no cover - the event-level simulator is optional
+        report["asic_cases"] = []
+    errs = [abs(c["error"]) for c in report["asic_cases"]]
+    report["asic_median_abs_error"] = float(sorted(errs)[len(errs) // 2]) if errs else None
+    if as_json:
+        _emit_json(report)
+        return
+    t = Table(title="simulator vs measured hardware")
+    for col in ("case", "measured", "predicted", "unit", "error"):
+        t.add_column(col, justify="left" if col == "case" else "right")
+    for c in report["cases"]:
+        t.add_row(
+            c["id"],
+            f"{c['measured']:,.3f}",
+            f"{c['predicted']:,.3f}",
+            c["unit"],
+            f"{c['error']:+.1%}",
+        )
+    out.print(t)
+    out.print(f"median |error| {report['median_abs_error']:.1%}, max {report['max_abs_error']:.1%}")
+    if report["asic_cases"]:
+        out.print(
+            f"analytic ASIC model vs event-level simulation: {len(errs)} points, median "
+            f"|error| {report['asic_median_abs_error']:.2%}, max {max(errs):.2%}"
+        )
+
+
+@app.command("sparsity")
+def sparsity_cmd(
+    model: Annotated[str, typer.Option("--model", help="Model whose optimal system is used.")],
+    sparsity: Annotated[float, typer.Option("--sparsity", help="Fraction of zero weights.")],
+    sparse_format: Annotated[str, typer.Option("--sparse-format")] = "value_index",
+    hardware_dir: Annotated[Path | None, typer.Option("--hardware", help="Phase-1 dir.")] = None,
+    preset: PresetOpt = "isca24",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The largest model the TCO-optimal Chiplet Cloud system of MODEL holds dense and at the
+    given sparsity (Store-as-Compressed, Load-as-Dense), with the arithmetic."""
+    from chipletcloud.config import load_space, resolve
+    from chipletcloud.explore import software
+    from chipletcloud.explore.hardware import explore_hardware
+    from chipletcloud.models.llm import load_model
+    from chipletcloud.sparsity.capacity import capacity_study
+    from chipletcloud.sparsity.formats import check_format, check_sparsity
+
+    check_sparsity(sparsity)
+    check_format(sparse_format)
+    params = resolve(preset)
+    spec = load_model(model)
+    table = (
+        _load_servers(hardware_dir)
+        if hardware_dir
+        else explore_hardware(load_space(), params).table
+    )
+    res = software.search(table, spec, params)
+    card = res.card("tco", table)
+    if card is None:
+        raise InputError("model", model, "a model that fits some design of the hardware table")
+    wl = software.workload(params.preset.workload)
+    shape = res.shape
+    memory = card["servers"] * card["chips_per_server"] * card["sram_mb_per_chip"] * 1e6
+    kv = card["batch"] * wl.max_context * 2.0 * shape.num_layers * shape.kv_width * wl.kv_bytes
+    study = capacity_study(memory, kv, sparsity, sparse_format, value_bits=int(wl.weight_bytes * 8))
+    study.update(
+        model=spec.name,
+        system=card,
+        model_params=shape.weight_params,
+        model_dense_bytes=shape.weight_params * wl.weight_bytes,
+    )
+    if as_json:
+        _emit_json(study)
+        return
+    out.print(
+        f"{spec.name}: TCO-optimal system {card['servers']} servers x "
+        f"{card['chips_per_server']} chips x {card['sram_mb_per_chip']:.1f} MB"
+    )
+    out.print(study["arithmetic"])
+    out.print(
+        f"capacity gain {study['capacity_gain']:.2f}x: largest model "
+        f"{study['largest_model_params_dense'] / 1e9:,.1f} B dense -> "
+        f"{study['largest_model_params_sparse'] / 1e9:,.1f} B parameters"
+    )
+
+
+PAPER_MODELS = ("gpt2", "megatron", "gpt3", "gopher", "mtnlg", "bloom", "palm", "llama2-70b")
+
+
+@app.command()
+def compare(
+    model: Annotated[list[str] | None, typer.Option("--model", help="Model; repeat.")] = None,
+    preset: PresetOpt = "isca24",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Chiplet Cloud's TCO-optimal design against rented and fabricated GPUs and TPUs."""
+    from chipletcloud.baselines.compare import run_compare
+
+    result = run_compare(
+        list(model or PAPER_MODELS), preset, progress_enabled=not as_json, progress=_progress
+    )
+    if as_json:
+        _emit_json(result)
+        return
+    t = Table(title=f"TCO per token: baseline / Chiplet Cloud ({result['preset']})")
+    t.add_column("model")
+    t.add_column("Chiplet Cloud $/M tok", justify="right")
+    names = sorted({n for m in result["models"].values() for n in m["baselines"]})
+    for n in names:
+        t.add_column(n, justify="right")
+    for name, m in result["models"].items():
+        cells = [
+            f"{m['baselines'][n]['ratio']:.1f}x" if n in m["baselines"] else "-" for n in names
+        ]
+        t.add_row(name, f"{m['chiplet_cloud_usd_per_million_tokens']:.4f}", *cells)
+    out.print(t)
+    s = result["summary"]
+    out.print(
+        "best over models (paper): "
+        + ", ".join(
+            f"{k} {s[k]:.1f}x ({s[k + '_paper']}x)"
+            for k in ("rented_gpu", "rented_tpu", "fabricated_gpu", "fabricated_tpu")
+            if k in s
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app, turning bad input into one line and exit code 2."""
     from typer._click import exceptions as cx

@@ -205,6 +205,8 @@ class WorkloadSpec(_Strict):
     act_bytes: float = Field(default=2.0, gt=0, le=8)
     model_shape: Literal["paper", "true"] = "paper"
     include_embeddings: bool = False
+    count_prefill: bool = True
+    kv_in_capacity: bool = True
     sparsity: float = Field(default=0.0, ge=0.0, lt=1.0)
     sparse_format: Literal["value_index", "bitmask", "nm24", "dense"] = "value_index"
 
@@ -212,13 +214,17 @@ class WorkloadSpec(_Strict):
 class SearchSpec(_Strict):
     """The phase-2 mapping space (REFERENCE.md s6): batch 1..1024 in powers of two, micro-batches
     dividing the batch, pipeline degrees dividing the layers, servers from the capacity minimum
-    times each multiplier."""
+    times each multiplier. ``units_per_layer`` > 1 lets stages hold parts of a layer and
+    ``uneven_pipeline`` allows stages of unequal size (the slowest sets the pace), as the v1 model
+    did (3 units a layer: attention, MLP in, MLP out)."""
 
     batch_sizes: list[int] = Field(
         default=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], min_length=1
     )
     server_multipliers: list[float] = Field(default=[1, 1.25, 1.5, 2, 3, 4, 6, 8], min_length=1)
     max_servers: int = Field(default=100_000, ge=1)
+    units_per_layer: int = Field(default=1, ge=1, le=3)
+    uneven_pipeline: bool = False
 
     @field_validator("batch_sizes")
     @classmethod

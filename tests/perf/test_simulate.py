@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chipletcloud.perf.simulate import memory_per_chip, simulate, stage_ops
+from chipletcloud.perf.simulate import layer_ops, memory_per_chip, simulate, stage_ops
 from chipletcloud.perf.workload import LayerShape, System, Workload
 
 
@@ -48,6 +48,7 @@ def tiny_system(chips_per_server=2.0, mem=1e9) -> System:
         static_w_per_chip=0.5,
         flops_eff=1.0,
         mem_eff=1.0,
+        op_overhead_s=0.0,
     )
 
 
@@ -60,37 +61,37 @@ def test_hand_decode_tp2():
     #   attention: 4.5 keys, 1 head/chip: max(4*2*1*4.5 / F, 2*4.5*2*1*2 B / BW) = 3.6e-10 s
     #   out proj 16/2 = 8 weights: 16 B / BW                           = 1.6e-10 s
     #   MLP 128/2 = 64 weights: 128 B / BW                             = 1.28e-9 s
-    #   => 2.28e-9 s a layer, 4.56e-9 s for 2 layers
+    #   softmax over 4.5 scores x 1 head, read + write 2 B: 18 B / BW   = 1.8e-10 s
+    #   two norms, 1 x 4 x 2 B read + write each: 32 B / BW            = 3.2e-10 s
+    #   activation, 1 x (128 / 4) / 2 x 2 B: 32 B / BW                 = 3.2e-10 s
+    #   => 3.1e-9 s a layer, 6.2e-9 s for 2 layers
     #   all-reduce of 1 x 4 x 2 B on 2 chips: 2 (2-1) (8/2/1e10 + 1e-6) = 2.0008e-6 s, two a layer
     #   => 4 x 2.0008e-6 = 8.0032e-6 s; no stage transfer (pp = 1)
     sim = simulate(tiny_system(), tiny_shape(), WL, servers=1, pp=1, batch=1, micro_batch=1)
     assert sim["tp"] == 2
-    assert sim["stage_decode_s"] == pytest.approx(4.56e-9 + 8.0032e-6, rel=1e-12)
-    assert sim["tpot_s"] == pytest.approx(4.56e-9 + 8.0032e-6, rel=1e-12)
+    assert sim["stage_decode_s"] == pytest.approx(6.2e-9 + 8.0032e-6, rel=1e-12)
+    assert sim["tpot_s"] == pytest.approx(6.2e-9 + 8.0032e-6, rel=1e-12)
 
 
 def test_hand_decode_pp2_two_microbatches():
     # pp=2 -> tp=1, one layer a stage; KV heads per chip 2 (no split)
     #   QKV 48 weights 96 B: 9.6e-10; attention 2*4.5*2*2*2 = 72 B: 7.2e-10 (72 FLOP: 7.2e-11)
-    #   out 32 B: 3.2e-10; MLP 256 B: 2.56e-9  => 4.56e-9 s a layer
+    #   out 32 B: 3.2e-10; MLP 256 B: 2.56e-9; softmax 2 x 4.5 x 2 heads x 2 B = 36 B: 3.6e-10;
+    #   norms 32 B: 3.2e-10; activation 1 x 32 x 2 B = 64 B: 6.4e-10  => 5.88e-9 s a layer
     #   stage transfer 8 B on the chip link: 8/1e10 + 1e-6 = 1.0008e-6 s
-    #   batch 2 in 2 micro-batches of 1: tau = max(pp, n_mb) x T_s = 2 x 1.00536e-6
+    #   batch 2 in 2 micro-batches of 1: tau = max(pp, n_mb) x T_s = 2 x 1.00668e-6
     sim = simulate(tiny_system(), tiny_shape(), WL, servers=1, pp=2, batch=2, micro_batch=1)
     assert sim["tp"] == 1
-    assert sim["stage_decode_s"] == pytest.approx(4.56e-9 + 1.0008e-6, rel=1e-12)
-    assert sim["tpot_s"] == pytest.approx(2 * (4.56e-9 + 1.0008e-6), rel=1e-12)
+    assert sim["stage_decode_s"] == pytest.approx(5.88e-9 + 1.0008e-6, rel=1e-12)
+    assert sim["tpot_s"] == pytest.approx(2 * (5.88e-9 + 1.0008e-6), rel=1e-12)
     # throughput: 2 sequences x 2 tokens over prefill + 1 decode step
     assert sim["throughput_tokens_per_s"] == pytest.approx(4 / (sim["prefill_s"] + sim["tpot_s"]))
 
 
 def test_gqa_cuts_kv_traffic_and_capacity():
     sys_ = tiny_system()
-    mha = stage_ops(
-        sys_, tiny_shape(kv_heads=2), WL, servers=1, pp=1, tp=1, micro_batch=8, phase="decode"
-    )
-    mqa = stage_ops(
-        sys_, tiny_shape(kv_heads=1), WL, servers=1, pp=1, tp=1, micro_batch=8, phase="decode"
-    )
+    mha = layer_ops(sys_, tiny_shape(kv_heads=2), WL, tp=1, micro_batch=8, phase="decode")
+    mqa = layer_ops(sys_, tiny_shape(kv_heads=1), WL, tp=1, micro_batch=8, phase="decode")
     assert mqa["attention_memory"] == pytest.approx(mha["attention_memory"] / 2)
     _, kv_mha = memory_per_chip(sys_, tiny_shape(kv_heads=2), WL, pp=1, tp=1, batch=8)
     _, kv_mqa = memory_per_chip(sys_, tiny_shape(kv_heads=1), WL, pp=1, tp=1, batch=8)

@@ -39,6 +39,7 @@ DESIGN_COLUMNS = (
     "static_w_per_chip",
     "flops_eff",
     "mem_eff",
+    "op_overhead_s",
 )
 (
     D_F,
@@ -54,11 +55,12 @@ DESIGN_COLUMNS = (
     D_STATIC,
     D_FEFF,
     D_MEFF,
+    D_OVH,
     D_COST,
     D_TDP,
     D_OVER,
     D_NMIN,
-) = range(17)
+) = range(18)
 # scalars
 SCALARS = (
     "layers",
@@ -89,6 +91,11 @@ SCALARS = (
     "max_servers",
     "latency_model",
     "weight_storage_bytes",
+    "mlp_in_share",
+    "count_prefill",
+    "kv_in_capacity",
+    "collective_dims",
+    "units_per_layer",
 )
 (
     S_L,
@@ -119,7 +126,12 @@ SCALARS = (
     S_MAXS,
     S_LAT,
     S_WSTORE,
-) = range(28)
+    S_SIN,
+    S_CP,
+    S_KVCAP,
+    S_DIMS,
+    S_UNITS,
+) = range(33)
 
 
 @njit(cache=True, fastmath=FM)
@@ -139,43 +151,55 @@ def _mm(flops, nbytes, f, bw, util, v1):
 
 
 @njit(cache=True, fastmath=FM)
-def _stage(s, f, bw, side, rows, pairs, kv_tokens, m, layers, tp, tp_bw, pp_bw, alpha, pp, kvh):
+def _stage(
+    s, f, bw, side, rows, pairs, kv_tokens, m, layers, tp, tp_bw, pp_bw, alpha, pp, kvh, ovh
+):
     """Seconds of one micro-batch through the slowest stage (perf.simulate.stage_ops)."""
     v1 = s[S_LAT] == 1
-    d, hd, heads = s[S_D], s[S_HD], s[S_H]
+    d, hd, heads, ab = s[S_D], s[S_HD], s[S_H], s[S_AB]
     q = heads * hd
     kvw = s[S_KV] * hd
     wb = s[S_WB]
     util = min(rows / side, 1.0)
     qkv_p = d * (q + 2 * kvw) / tp
     o_p = q * d / tp
-    t_qkv = layers * _mm(2 * rows * qkv_p, qkv_p * wb, f, bw, util, v1)
-    if v1:
-        t_att = 0.0
-    else:
-        t_att = layers * max(
-            4.0 * hd * (heads / tp) * pairs / f, 2.0 * kv_tokens * hd * kvh * s[S_KVB] / bw
-        )
-    t_o = layers * _mm(2 * rows * o_p, o_p * wb, f, bw, util, v1)
-    t_mlp = layers * _mm(2 * rows * s[S_MLPT] / tp, _mlp_read(rows, s) / tp * wb, f, bw, util, v1)
+    mlp_t = s[S_MLPT] / tp
+    mlp_r = _mlp_read(rows, s) / tp
+    s_in = s[S_SIN]
+    t = _mm(2 * rows * qkv_p, qkv_p * wb, f, bw, util, v1)
+    t += _mm(2 * rows * o_p, o_p * wb, f, bw, util, v1)
+    t += _mm(2 * rows * mlp_t * s_in, mlp_r * s_in * wb, f, bw, util, v1)
+    t += _mm(2 * rows * mlp_t * (1 - s_in), mlp_r * (1 - s_in) * wb, f, bw, util, v1)
+    if not v1:
+        t += max(4.0 * hd * (heads / tp) * pairs / f, 2.0 * kv_tokens * hd * kvh * s[S_KVB] / bw)
+        t += 2.0 * pairs * (heads / tp) * ab / bw  # softmax
+        t += 2.0 * 2.0 * rows * d * ab / bw  # two norms
+        t += rows * s[S_MLPT] / d / tp * ab / bw  # activation
+        t += 10.0 * ovh  # kernels a layer (perf.simulate.LAYER_OPS)
     ar = 0.0
     if tp > 1:
-        ar = 2.0 * (tp - 1.0) * (rows * d * s[S_AB] / tp / tp_bw + alpha)
-    t_ar = layers * 2.0 * ar
+        dims = s[S_DIMS]
+        ar = (
+            2.0 * (tp - 1.0) / tp * rows * d * ab / tp_bw
+            + 2.0 * dims * (tp ** (1.0 / dims) - 1.0) * alpha
+        )
     t_head = 0.0
     if s[S_HEADMM] > 0:
         hp = s[S_HEADMM] / tp
         t_head = _mm(2 * m * hp, hp * wb, f, bw, min(m / side, 1.0), v1)
+        if not v1:
+            t_head += ovh
     t_x = 0.0
     if pp > 1:
-        t_x = rows * d * s[S_AB] / pp_bw + alpha
-    return t_qkv + t_att + t_o + t_mlp + t_ar + t_head + t_x
+        t_x = rows * d * ab / pp_bw + alpha
+    return layers * t + layers * 2.0 * ar + t_head + t_x
 
 
 @njit(cache=True, fastmath=FM)
 def _per_sequence(s):
     """FLOPs and activation bytes one sequence costs over prefill + decode (B- and m-free parts of
-    perf.simulate.simulate's energy and utilisation), and its KV bytes before replication."""
+    perf.simulate.simulate's energy and utilisation), and its KV bytes before replication; the
+    prefill counts when the workload does (``S_CP``)."""
     L, q, prompt, gen = s[S_L], s[S_H] * s[S_HD], s[S_P], s[S_G]
     c = prompt + (gen + 1.0) / 2.0
     head_mm = s[S_HEADMM]
@@ -186,9 +210,10 @@ def _per_sequence(s):
         + 2.0 * head_mm
         + 4.0 * L * q * (prompt * (prompt + 1.0) / 2.0)
     )
-    kv = (prompt + (gen - 1.0) * c) * L * 2.0 * s[S_KV] * s[S_HD] * s[S_KVB]
-    act = (prompt + gen - 1.0) * L * (2 * s[S_D] + q + s[S_MLPT] / s[S_D]) * s[S_AB]
-    return fl_pre + (gen - 1.0) * fl_dec, kv, act
+    cp = s[S_CP]
+    kv = (cp * prompt + (gen - cp) * c) * L * 2.0 * s[S_KV] * s[S_HD] * s[S_KVB]
+    act = (cp * prompt + gen - cp) * L * (2 * s[S_D] + q + s[S_MLPT] / s[S_D]) * s[S_AB]
+    return cp * fl_pre + (gen - cp) * fl_dec, kv, act
 
 
 @njit(cache=True, fastmath=FM)
@@ -207,14 +232,14 @@ def _point(s, des, i, n_srv, pp, chips, B, m, dec, pre, w_run, seq_fl, seq_kv, s
     n_mb = B / m
     tau = max(pp, n_mb) * dec
     prefill = (pp + n_mb - 1.0) * pre
-    e2e = prefill + (gen - 1.0) * tau
-    thr = B * gen / e2e
+    run = s[S_CP] * prefill + (gen - s[S_CP]) * tau
+    thr = B * gen / run
     e_dyn = (
         B * (seq_fl / 2.0 * des[i, D_FMA] + seq_kv * des[i, D_MEMJ] + seq_act * des[i, D_ACTJ])
         + n_mb * w_run * des[i, D_MEMJ]
     )
-    e_static = chips * des[i, D_STATIC] * e2e
-    chip_power = (e_dyn + e_static) / e2e / chips
+    e_static = chips * des[i, D_STATIC] * run
+    chip_power = (e_dyn + e_static) / run / chips
     cost, tdp = des[i, D_COST], des[i, D_TDP]
     code = s[S_POWER]
     if code == 0:
@@ -223,7 +248,7 @@ def _point(s, des, i, n_srv, pp, chips, B, m, dec, pre, w_run, seq_fl, seq_kv, s
     elif code == 1:
         srv_tco = s[S_A] * cost + s[S_B] * tdp
     else:
-        u = min(B * seq_fl / (e2e * chips * des[i, D_F]), 1.0)
+        u = min(B * seq_fl / (run * chips * des[i, D_F]), 1.0)
         fixed = s[S_FIXED] * cost
         srv_tco = fixed + u * (s[S_A] * cost + s[S_B] * tdp - fixed)
     return n_srv * srv_tco / s[S_LIFE] / thr * 1e6, tau
@@ -268,7 +293,9 @@ def _chunk(
     w_run = np.empty(nb)  # weight bytes of one micro-batch over the run, by micro-batch size
     for cc in range(nb):
         m = batches[cc]
-        w_run[cc] = _weights_per_pass(s, m * prompt) + (gen - 1.0) * _weights_per_pass(s, m)
+        w_run[cc] = s[S_CP] * _weights_per_pass(s, m * prompt) + (gen - s[S_CP]) * (
+            _weights_per_pass(s, m)
+        )
     for i in prange(nd):
         dec = np.empty(nb)
         pre = np.empty(nb)
@@ -290,17 +317,20 @@ def _chunk(
                 if n_srv > s[S_MAXS] or tp < 1:
                     n_bad += npair
                     continue
-                layers = L / pp
+                layers = math.ceil(L * s[S_UNITS] / pp - 1e-9) / s[S_UNITS]
                 kvh = kv_heads / tp * max(1.0, min(tp, heads) / kv_heads)
                 head = s[S_HEADMM] if pp > 1 else s[S_HEADP]
                 w_chip = (layers * layer_p + head) / tp * s[S_WSTORE]
                 tp_bw = des[i, D_CBW] if tp <= cps else min(des[i, D_CBW], des[i, D_SBW])
                 pp_bw = min(des[i, D_CBW], des[i, D_SBW]) if n_srv > 1 else des[i, D_CBW]
                 alpha = des[i, D_ALPHA]
+                ovh = des[i, D_OVH]
                 # batch sizes whose KV fits (KV grows with the batch: a prefix of ``batches``)
                 nfit = 0
                 for cc in range(nb):
-                    kv_chip = layers * batches[cc] * max_ctx * 2.0 * hd * kvh * s[S_KVB]
+                    kv_chip = (
+                        s[S_KVCAP] * layers * batches[cc] * max_ctx * 2.0 * hd * kvh * s[S_KVB]
+                    )
                     if w_chip + kv_chip > des[i, D_MEM]:
                         break
                     nfit += 1
@@ -308,7 +338,22 @@ def _chunk(
                 for cc in range(nfit):
                     m = batches[cc]
                     dec[cc] = _stage(
-                        s, f, bw, side, m, m * c, m * c, m, layers, tp, tp_bw, pp_bw, alpha, pp, kvh
+                        s,
+                        f,
+                        bw,
+                        side,
+                        m,
+                        m * c,
+                        m * c,
+                        m,
+                        layers,
+                        tp,
+                        tp_bw,
+                        pp_bw,
+                        alpha,
+                        pp,
+                        kvh,
+                        ovh,
                     )
                     pre[cc] = _stage(
                         s,
@@ -326,6 +371,7 @@ def _chunk(
                         alpha,
                         pp,
                         kvh,
+                        ovh,
                     )
                 chips = pp * tp
                 seq_kv = seq_kv1 * kvh * tp / kv_heads  # replicated KV heads: each copy is read
@@ -412,6 +458,11 @@ def _args(
             max_servers,
             LATENCY_MODELS[latency_model],
             wl.weight_storage_bytes,
+            shape.mlp_in_share,
+            1.0 if wl.count_prefill else 0.0,
+            1.0 if wl.kv_in_capacity else 0.0,
+            float(np.ravel(system.collective_dims)[0]),
+            wl.units_per_layer,
         ],
         dtype=float,
     )

@@ -31,7 +31,7 @@ from chipletcloud.models import tco
 from chipletcloud.models.llm import ModelSpec
 from chipletcloud.perf.simulate import simulate
 from chipletcloud.perf.workload import LayerShape, System, Workload
-from chipletcloud.sparsity.formats import storage_ratio
+from chipletcloud.sparsity.capacity import effective_ratio
 
 POWER_SOURCES = {"energy": 0, "tdp": 1, "tdp_utilisation": 2}
 
@@ -75,11 +75,20 @@ def model_shape(spec: ModelSpec, wl: WorkloadSpec) -> LayerShape:
     return LayerShape.from_spec(spec, include_embeddings=True)
 
 
-def workload(wl: WorkloadSpec) -> Workload:
-    """The simulator's workload: request shape, number formats, sparse storage of the weights."""
-    ratio = storage_ratio(wl.sparsity, wl.sparse_format, value_bits=int(wl.weight_bytes * 8))
+def workload(wl: WorkloadSpec, units_per_layer: int = 1) -> Workload:
+    """The simulator's workload: request shape, number formats, sparse storage of the weights,
+    and how finely the mapping may cut layers across pipeline stages."""
+    ratio = effective_ratio(wl.sparsity, wl.sparse_format, value_bits=int(wl.weight_bytes * 8))
     return Workload(
-        wl.prompt_tokens, wl.output_tokens, wl.weight_bytes, wl.kv_bytes, wl.act_bytes, ratio
+        wl.prompt_tokens,
+        wl.output_tokens,
+        wl.weight_bytes,
+        wl.kv_bytes,
+        wl.act_bytes,
+        ratio,
+        wl.count_prefill,
+        wl.kv_in_capacity,
+        units_per_layer,
     )
 
 
@@ -102,6 +111,7 @@ def system_from_servers(table: dict[str, np.ndarray], params: Params) -> tuple[S
         static_w_per_chip=io_w,
         flops_eff=1.0,
         mem_eff=1.0,
+        op_overhead_s=0.0,
     )
     a, b = tco.tco_coefficients(params.tco)
     life = params.tco.server_life_years
@@ -178,8 +188,11 @@ class MappingGrid:
 
 
 def mapping_grid(shape: LayerShape, search: SearchSpec) -> MappingGrid:
-    layers = shape.num_layers
-    divisors = [p for p in range(1, layers + 1) if layers % p == 0]
+    units = shape.num_layers * search.units_per_layer
+    if search.uneven_pipeline:  # every distinct ceil(units / k): the slowest stage holds k units
+        divisors = sorted({-(-units // k) for k in range(1, units + 1)})
+    else:
+        divisors = [p for p in range(1, units + 1) if units % p == 0]
     batches = np.asarray(search.batch_sizes, np.int64)
     pairs = [(b, i) for b in batches for i, m in enumerate(batches) if m <= b and b % m == 0]
     return MappingGrid(
@@ -255,7 +268,8 @@ def reference_points(
 
 def _inputs(table: dict[str, np.ndarray], spec: ModelSpec, params: Params):
     wl_spec, srch = params.preset.workload, params.preset.search
-    shape, wl = model_shape(spec, wl_spec), workload(wl_spec)
+    shape = model_shape(spec, wl_spec)
+    wl = workload(wl_spec, srch.units_per_layer)
     system, pricing = system_from_servers(table, params)
     return system, pricing, shape, wl, mapping_grid(shape, srch)
 

@@ -32,7 +32,15 @@ import numpy as np
 
 from chipletcloud.perf.workload import LayerShape, System, Workload
 
-OPS = ("qkv", "attention", "out_proj", "mlp", "allreduce", "lm_head", "stage_transfer")
+OPS = ("qkv", "attention", "out_proj", "norms", "mlp", "allreduce", "lm_head", "stage_transfer")
+
+
+def stage_layers(num_layers, pp, units_per_layer=1):
+    """Layers the slowest pipeline stage holds. A layer is cut into ``units_per_layer`` pieces
+    (1: whole layers; 3: attention, MLP-in, MLP-out as in the v1 model) and ``pp`` stages take
+    ceil(units / pp) pieces each at most; with pp dividing the layers this is layers / pp."""
+    units = num_layers * units_per_layer
+    return np.ceil(units / np.asarray(pp, float) - 1e-9) / units_per_layer
 
 
 def tensor_degree(servers, chips_per_server, pp):
@@ -64,10 +72,15 @@ def mlp_params_read(shape: LayerShape, rows):
     return shape.mlp_params_per_token + shape.moe_layer_share * extra
 
 
-def ring_allreduce_s(nbytes, n, bw, alpha):
-    """Ring all-reduce of ``nbytes`` over ``n`` chips: 2 (n - 1) steps of n-th chunks."""
+def ring_allreduce_s(nbytes, n, bw, alpha, dims=1.0):
+    """All-reduce of ``nbytes`` over ``n`` chips as a ring (``dims`` = 1): 2 (n - 1) steps of n-th
+    chunks, i.e. 2 (n - 1) / n x nbytes / bw + 2 (n - 1) alpha. On a ``dims``-dimensional torus
+    (reduce-scatter then all-gather along each dimension in turn) the bytes moved are the same and
+    the start-ups fall to 2 dims (n^(1/dims) - 1)."""
     n = np.asarray(n, float)
-    return np.where(n > 1, 2.0 * (n - 1.0) * (nbytes / n / bw + alpha), 0.0)
+    dims = np.asarray(dims, float)
+    steps = 2.0 * dims * (n ** (1.0 / dims) - 1.0)
+    return np.where(n > 1, 2.0 * (n - 1.0) / n * nbytes / bw + steps * alpha, 0.0)
 
 
 def links(system: System, servers, tp):
@@ -91,6 +104,105 @@ def systolic_side(flops):
     return np.round(np.sqrt(np.asarray(flops, float) / 1e12 / 2.0 * 1000.0))
 
 
+#: Per-layer ops of :func:`layer_ops` with the number of kernels each launches (for the fixed
+#: per-kernel overhead of GPUs/TPUs; 0 s on the ASIC): attention is QK^T and AV.
+LAYER_OPS = {
+    "qkv": 1,
+    "attention": 2,
+    "softmax": 1,
+    "out_proj": 1,
+    "norms": 2,
+    "mlp_in": 1,
+    "activation": 1,
+    "mlp_out": 1,
+}
+
+
+def phase_rows(wl: Workload, micro_batch, phase: str):
+    """(matmul rows, query-key pairs, KV tokens read) of one micro-batch in ``phase``: decode is
+    one new token per sequence at the mean context; prefill is the whole prompt with the causal
+    P (P + 1) / 2 pairs."""
+    m = np.asarray(micro_batch, float)
+    if phase == "decode":
+        return m, m * wl.mean_decode_context, m * wl.mean_decode_context
+    if phase == "prefill":
+        p = float(wl.prompt_tokens)
+        return m * p, m * p * (p + 1.0) / 2.0, m * p
+    raise ValueError(phase)  # pragma: no cover - internal
+
+
+def layer_ops(
+    system: System,
+    shape: LayerShape,
+    wl: Workload,
+    *,
+    tp,
+    micro_batch,
+    phase: str,
+    latency_model: str = "isca24",
+) -> dict[str, np.ndarray]:
+    """Seconds each op of ONE layer takes on one chip of a tensor group of ``tp`` chips, for one
+    micro-batch, with its compute and memory parts (``<op>_compute``, ``<op>_memory``), and the
+    bytes of each of the layer's two all-reduces (``allreduce_bytes``).
+
+    Matmuls (``qkv``, ``out_proj``, ``mlp_in``, ``mlp_out``) take max(FLOPs / FLOP/s, weight bytes
+    / bandwidth); ``attention`` max(FLOPs, KV bytes); the element-wise ops (``softmax`` over the
+    local scores, the two ``norms``, the MLP ``activation``) read and write activations at the
+    memory bandwidth. Every op adds ``op_overhead_s`` per kernel it launches (:data:`LAYER_OPS`).
+    ``latency_model="v1"`` (REFERENCE.md s7): matmuls take compute time only, at a systolic-array
+    utilisation min(rows / side, 1); attention, element-wise ops and memory traffic are ignored.
+    """
+    tp = np.asarray(tp, float)
+    f = system.flops * system.flops_eff
+    bw = system.mem_bw * system.mem_eff
+    d, hd, q, kvw = shape.hidden, shape.head_dim, shape.q_width, shape.kv_width
+    wb, kvb, ab = wl.weight_bytes, wl.kv_bytes, wl.act_bytes
+    rows, pairs, kv_tokens = phase_rows(wl, micro_batch, phase)
+    v1 = latency_model == "v1"
+    side = systolic_side(system.flops)
+    zero = 0.0 * rows * tp * f
+
+    def mm(flops, nbytes):
+        if v1:
+            t = flops / (f * np.minimum(rows / side, 1.0))
+            return t, t, zero
+        return np.maximum(flops / f, nbytes / bw), flops / f, nbytes / bw
+
+    def elementwise(nbytes):
+        if v1:
+            return zero, zero, zero
+        return nbytes / bw, zero, nbytes / bw
+
+    qkv_p = d * (q + 2 * kvw) / tp
+    o_p = q * d / tp
+    mlp_tok = shape.mlp_params_per_token / tp
+    mlp_rd = mlp_params_read(shape, rows) / tp
+    s_in = shape.mlp_in_share
+    local_heads = shape.heads / tp
+    att_flops = 4.0 * hd * local_heads * pairs
+    att_bytes = 2.0 * kv_tokens * hd * kv_heads_per_chip(shape, tp) * kvb
+    parts = {
+        "qkv": mm(2 * rows * qkv_p, qkv_p * wb),
+        "attention": (zero, zero, zero)
+        if v1
+        else (np.maximum(att_flops / f, att_bytes / bw), att_flops / f, att_bytes / bw),
+        "softmax": elementwise(2.0 * pairs * local_heads * ab),
+        "out_proj": mm(2 * rows * o_p, o_p * wb),
+        "norms": elementwise(2.0 * 2.0 * rows * d * ab),
+        "mlp_in": mm(2 * rows * mlp_tok * s_in, mlp_rd * s_in * wb),
+        "activation": elementwise(rows * shape.mlp_params_per_token / d / tp * ab),
+        "mlp_out": mm(2 * rows * mlp_tok * (1 - s_in), mlp_rd * (1 - s_in) * wb),
+    }
+    out: dict[str, np.ndarray] = {}
+    for op, (t, c, mem) in parts.items():
+        overhead = 0.0 if v1 else LAYER_OPS[op] * system.op_overhead_s
+        out[op] = t + overhead
+        out[f"{op}_compute"] = c
+        out[f"{op}_memory"] = mem
+    out["allreduce_bytes"] = rows * d * ab
+    return out
+
+
 def stage_ops(
     system: System,
     shape: LayerShape,
@@ -103,75 +215,47 @@ def stage_ops(
     phase: str,
     latency_model: str = "isca24",
 ) -> dict[str, np.ndarray]:
-    """Seconds per op for one micro-batch through the slowest pipeline stage (all its layers).
-
-    ``phase`` is ``"decode"`` (one new token per sequence, mean context) or ``"prefill"`` (the whole
-    prompt). Returns a dict of op -> time and the op's compute, memory and communication parts.
-
-    ``latency_model="v1"`` is the arXiv-v1 model (REFERENCE.md s7): matmuls take compute time
-    only, at a systolic-array utilisation min(rows / side, 1); attention and memory traffic are
-    ignored; the all-reduces and transfers are as above.
-    """
-    m = np.asarray(micro_batch, float)
+    """Seconds per op for one micro-batch through the slowest pipeline stage: the layers/pp
+    layers of :func:`layer_ops`, two ring all-reduces a layer, the LM head on the last stage and
+    the transfer to the next stage. Keys: the ops of :data:`OPS` (``mlp`` = in + activation + out,
+    ``attention`` includes the softmax, ``norms`` apart) with ``_compute``/``_memory`` parts where
+    they apply, and ``stage`` (the total)."""
     tp = np.asarray(tp, float)
-    f = system.flops * system.flops_eff
-    bw = system.mem_bw * system.mem_eff
-    d, hd, q, kvw = shape.hidden, shape.head_dim, shape.q_width, shape.kv_width
-    wb, kvb, ab = wl.weight_bytes, wl.kv_bytes, wl.act_bytes
-    kvh = kv_heads_per_chip(shape, tp)
-    if phase == "decode":
-        rows = m
-        pairs = m * wl.mean_decode_context
-        kv_tokens = m * wl.mean_decode_context
-    elif phase == "prefill":
-        p = float(wl.prompt_tokens)
-        rows = m * p
-        pairs = m * p * (p + 1.0) / 2.0
-        kv_tokens = m * p
-    else:  # pragma: no cover - internal
-        raise ValueError(phase)
-    layers = shape.num_layers / np.asarray(pp, float)
+    lo = layer_ops(
+        system, shape, wl, tp=tp, micro_batch=micro_batch, phase=phase, latency_model=latency_model
+    )
+    layers = stage_layers(shape.num_layers, pp, wl.units_per_layer)
     tp_bw, pp_bw = links(system, servers, tp)
-
-    v1 = latency_model == "v1"
-    side = systolic_side(system.flops)
-
-    def mm(flops, nbytes, r=rows):
-        if v1:
-            t = flops / (f * np.minimum(r / side, 1.0))
-            return t, t, 0.0 * t
-        return np.maximum(flops / f, nbytes / bw), flops / f, nbytes / bw
-
-    qkv_p = d * (q + 2 * kvw) / tp
-    o_p = q * d / tp
-    mlp_p = mlp_params_read(shape, rows) / tp
+    rows, _, _ = phase_rows(wl, micro_batch, phase)
     out: dict[str, np.ndarray] = {}
-    parts = {
-        "qkv": mm(2 * rows * qkv_p, qkv_p * wb),
-        "attention": (0.0 * pairs, 0.0 * pairs, 0.0 * pairs)
-        if v1
-        else (
-            np.maximum(
-                4.0 * hd * (shape.heads / tp) * pairs / f, 2.0 * kv_tokens * hd * kvh * kvb / bw
-            ),
-            4.0 * hd * (shape.heads / tp) * pairs / f,
-            2.0 * kv_tokens * hd * kvh * kvb / bw,
-        ),
-        "out_proj": mm(2 * rows * o_p, o_p * wb),
-        "mlp": mm(2 * rows * shape.mlp_params_per_token / tp, mlp_p * wb),
+    groups = {
+        "qkv": ("qkv",),
+        "attention": ("attention", "softmax"),
+        "out_proj": ("out_proj",),
+        "norms": ("norms",),
+        "mlp": ("mlp_in", "activation", "mlp_out"),
     }
-    for op, (t, c, mem) in parts.items():
-        out[op] = layers * t
-        out[f"{op}_compute"] = layers * c
-        out[f"{op}_memory"] = layers * mem
-    ar = ring_allreduce_s(rows * d * ab, tp, tp_bw, system.link_startup_s)
+    for name, members in groups.items():
+        out[name] = layers * sum(lo[m] for m in members)
+        out[f"{name}_compute"] = layers * sum(lo[f"{m}_compute"] for m in members)
+        out[f"{name}_memory"] = layers * sum(lo[f"{m}_memory"] for m in members)
+    ar = ring_allreduce_s(
+        lo["allreduce_bytes"], tp, tp_bw, system.link_startup_s, system.collective_dims
+    )
     out["allreduce"] = layers * 2.0 * ar
-    head_rows = m  # logits for the last position of each sequence only
+    m = np.asarray(micro_batch, float)  # logits for the last position of each sequence only
     head_p = shape.head_matmul_params / tp
-    t_head, _, _ = mm(2 * head_rows * head_p, head_p * wb, head_rows)
+    f = system.flops * system.flops_eff
+    if latency_model == "v1":
+        t_head = 2 * m * head_p / (f * np.minimum(m / systolic_side(system.flops), 1.0))
+    else:
+        t_head = np.maximum(
+            2 * m * head_p / f, head_p * wl.weight_bytes / (system.mem_bw * system.mem_eff)
+        )
+        t_head = t_head + system.op_overhead_s
     out["lm_head"] = np.where(shape.head_matmul_params > 0, t_head, 0.0)
     out["stage_transfer"] = np.where(
-        np.asarray(pp) > 1, rows * d * ab / pp_bw + system.link_startup_s, 0.0
+        np.asarray(pp) > 1, rows * shape.hidden * wl.act_bytes / pp_bw + system.link_startup_s, 0.0
     )
     out["stage"] = sum(out[op] for op in OPS)
     return out
@@ -183,11 +267,12 @@ def memory_per_chip(system: System, shape: LayerShape, wl: Workload, *, pp, tp, 
     the full context."""
     pp = np.asarray(pp, float)
     tp = np.asarray(tp, float)
-    layers = shape.num_layers / pp
+    layers = stage_layers(shape.num_layers, pp, wl.units_per_layer)
     head = np.where(pp > 1, shape.head_matmul_params, shape.head_params)
     w = (layers * shape.layer_params + head) / tp * wl.weight_storage_bytes
     kv = (
-        layers
+        (1.0 if wl.kv_in_capacity else 0.0)
+        * layers
         * np.asarray(batch, float)
         * wl.max_context
         * 2.0
@@ -208,12 +293,17 @@ def simulate(
     batch,
     micro_batch,
     latency_model: str = "isca24",
+    tp=None,
 ) -> dict[str, np.ndarray]:
     """Latency, throughput, capacity and energy of every (design, mapping) point.
 
+    ``tp`` defaults to all chips of the system split over the stages (:func:`tensor_degree`);
+    pass it to use fewer (a device count that is not a whole number of scale-up domains).
+
     Returns arrays: ``tp``, ``feasible`` (mapping valid and memory fits), ``stage_decode_s``,
     ``tpot_s`` (= tau, the per-token latency a user sees), ``prefill_s`` (= TTFT), ``e2e_s``,
-    ``throughput_tokens_per_s`` (output tokens over a whole batch: prefill + decode),
+    ``throughput_tokens_per_s`` (output tokens over a whole batch: prefill + decode, or decode only
+    when the workload does not count the prefill),
     ``weight_bytes_per_chip``, ``kv_bytes_per_chip``, ``flop_utilisation``, ``energy_j_per_token``
     (chips only) and ``chip_power_w`` (mean per chip while serving), and the decode breakdown
     ``decode_<op>`` in seconds per token step.
@@ -222,8 +312,10 @@ def simulate(
     pp = np.asarray(pp, float)
     batch = np.asarray(batch, float)
     m = np.asarray(micro_batch, float)
-    tp = tensor_degree(servers, system.chips_per_server, pp)
-    ok_map = (tp >= 1) & (np.mod(shape.num_layers, pp) == 0) & (np.mod(batch, m) == 0)
+    if tp is None:
+        tp = tensor_degree(servers, system.chips_per_server, pp)
+    tp = np.asarray(tp, float)
+    ok_map = (tp >= 1) & (pp <= shape.num_layers * wl.units_per_layer) & (np.mod(batch, m) == 0)
     tp_safe = np.maximum(tp, 1.0)
     n_mb = batch / m
     kw = dict(servers=servers, pp=pp, tp=tp_safe, micro_batch=m, latency_model=latency_model)
@@ -233,7 +325,9 @@ def simulate(
     prefill = (pp + n_mb - 1.0) * pre["stage"]
     g = float(wl.output_tokens)
     e2e = prefill + (g - 1.0) * tau
-    thr = batch * g / e2e
+    cp = 1.0 if wl.count_prefill else 0.0  # the run a TCO divides by: prefill + decode, or decode
+    run = cp * prefill + (g - cp) * tau
+    thr = batch * g / run
     w_chip, kv_chip = memory_per_chip(system, shape, wl, pp=pp, tp=tp_safe, batch=batch)
     fits = w_chip + kv_chip <= system.mem_bytes
     chips = pp * tp_safe
@@ -269,15 +363,16 @@ def simulate(
         * (2 * shape.hidden + shape.q_width + shape.mlp_params_per_token / shape.hidden)
         * wl.act_bytes
     )
+    flops_run = cp * flops_pre + (g - cp) * flops_dec
     e_dyn = (
-        (flops_pre + (g - 1.0) * flops_dec) / 2.0 * system.fma_j
-        + (w_read_pre + (g - 1.0) * w_read_dec + kv_read_pre + (g - 1.0) * kv_read_dec)
+        flops_run / 2.0 * system.fma_j
+        + (cp * (w_read_pre + kv_read_pre) + (g - cp) * (w_read_dec + kv_read_dec))
         * system.mem_j_per_byte
-        + batch * (p + g - 1.0) * act_per_tok * system.act_j_per_byte
+        + batch * (cp * p + g - cp) * act_per_tok * system.act_j_per_byte
     )
-    e_static = chips * system.static_w_per_chip * e2e
+    e_static = chips * system.static_w_per_chip * run
     energy_per_tok = (e_dyn + e_static) / (batch * g)
-    util = (flops_pre + (g - 1.0) * flops_dec) / (e2e * chips * system.flops)
+    util = flops_run / (run * chips * system.flops)
     out = {
         "tp": tp,
         "chips": chips,
@@ -292,7 +387,7 @@ def simulate(
         "kv_bytes_per_chip": kv_chip,
         "flop_utilisation": util,
         "energy_j_per_token": energy_per_tok,
-        "chip_power_w": (e_dyn + e_static) / e2e / chips,
+        "chip_power_w": (e_dyn + e_static) / run / chips,
     }
     for op in OPS:
         out[f"decode_{op}"] = dec[op] * np.maximum(pp, n_mb)

@@ -43,6 +43,7 @@ class LayerShape:
     moe_layer_share: float
     head_params: float
     head_matmul_params: float
+    mlp_in_share: float = 0.5
 
     @property
     def q_width(self) -> int:
@@ -102,13 +103,18 @@ class LayerShape:
             moe_layer_share=float(share),
             head_params=float(head),
             head_matmul_params=head_mm,
+            mlp_in_share=(n_mlp - 1) / n_mlp,
         )
 
 
 @dataclass(frozen=True)
 class Workload:
     """Request shape and number formats. REFERENCE.md s6: the ISCA-era evaluation used a 128-token
-    prompt and 256 generated tokens; v1 used a context of 2048."""
+    prompt and 256 generated tokens; v1 used a context of 2048. ``count_prefill``: the run that
+    throughput, energy and TCO per token are computed over includes each batch's prefill (off:
+    decode only, as the v1 model). ``kv_in_capacity``: the KV cache must fit memory (off in v1,
+    which sized the system by the weights alone). ``units_per_layer``: pieces a layer may be cut
+    into across pipeline stages (:func:`chipletcloud.perf.simulate.stage_layers`)."""
 
     prompt_tokens: int = 128
     output_tokens: int = 256
@@ -116,6 +122,9 @@ class Workload:
     kv_bytes: float = 2.0
     act_bytes: float = 2.0
     weight_storage_ratio: float = 1.0
+    count_prefill: bool = True
+    kv_in_capacity: bool = True
+    units_per_layer: int = 1
 
     @property
     def weight_storage_bytes(self) -> float:
@@ -140,7 +149,10 @@ class System:
     """One row per hardware design (numpy arrays of equal length).
 
     Units: FLOP/s, bytes, bytes/s, seconds, joules, watts. ``flops_eff`` and ``mem_eff`` are the
-    achievable fractions of peak (1 for the ASIC model, device cards for GPUs/TPUs).
+    achievable fractions of peak and ``op_overhead_s`` the fixed time of each kernel launch (1, 1
+    and 0 s for the ASIC model; device cards for GPUs/TPUs). ``collective_dims`` is the number of
+    torus dimensions an all-reduce runs over one after the other (1: a ring, as on NVSwitch and
+    the Chiplet Cloud chip links; 3: a TPU 3-D torus).
     """
 
     flops: np.ndarray
@@ -156,6 +168,8 @@ class System:
     static_w_per_chip: np.ndarray
     flops_eff: np.ndarray
     mem_eff: np.ndarray
+    op_overhead_s: np.ndarray
+    collective_dims: np.ndarray | float = 1.0
 
     def __len__(self) -> int:
         return len(self.flops)
@@ -165,6 +179,8 @@ class System:
 
     @classmethod
     def broadcast(cls, **kw) -> System:
+        """Build from scalars or arrays (broadcast together); ``collective_dims`` defaults to 1."""
+        kw.setdefault("collective_dims", 1.0)
         arrays = np.broadcast_arrays(*[np.asarray(kw[f.name], float) for f in fields(cls)])
         return cls(
             **{f.name: np.ascontiguousarray(a) for f, a in zip(fields(cls), arrays, strict=True)}

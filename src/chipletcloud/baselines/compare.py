@@ -1,0 +1,255 @@
+"""Chiplet Cloud against GPU and TPU clouds, rented and fabricated, on the same workload.
+
+For each model, the Chiplet Cloud side is phase 2's TCO-optimal design. Each baseline device is
+searched with the same simulator (:func:`baseline_search`): device counts from the memory minimum
+up, tensor x pipeline splits, batches and micro-batches; its cost per token is priced two ways:
+
+* **rented**: devices x USD per device-hour / tokens per hour (the price card's default row; the
+  paper's $1.10 per A100-hour and $1.45 per TPU v4 chip-hour);
+* **fabricated**: what a device costs to build and run in-house, from first principles (die, HBM,
+  package, board, server and network share per device, device TDP plus its share of host and
+  network power), through the same TCO model as Chiplet Cloud (same life, interest, electricity,
+  PUE, datacenter).
+
+The baseline's point is its cheapest mapping, whatever its latency (the baseline gets the same or
+a looser latency than Chiplet Cloud); ``ratio_at_cc_latency`` adds the cheapest baseline mapping no
+slower per token than Chiplet Cloud, where one exists.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from importlib import resources
+
+import numpy as np
+
+from chipletcloud.baselines.devices import DeviceCard, PriceCard, load_device, load_prices
+from chipletcloud.baselines.hbm import device_system
+from chipletcloud.config import Params
+from chipletcloud.models import tco
+from chipletcloud.perf.simulate import simulate
+from chipletcloud.perf.workload import LayerShape, Workload
+
+GPU, TPU = "a100-80gb", "tpu-v4"  # the paper's baselines
+PAPER_RATIOS = {
+    "rented_gpu": 97.0,
+    "rented_tpu": 18.0,
+    "fabricated_gpu": 8.3,
+    "fabricated_tpu": 3.7,
+}
+V1_RATIOS = {"rented_gpu": 94.0, "rented_tpu": 15.0}
+
+
+def device_tco_usd(card: DeviceCard, prices: PriceCard, params: Params) -> dict:
+    """Capex, power and TCO over the server life of one in-house device (USD, W)."""
+    f = prices.fabricated
+    hbm_gb = card.value("hbm_bytes") / 1e9
+    parts = {
+        "die_usd": f["die_cost_usd"].value,
+        "hbm_usd": f["hbm_usd_per_gb"].value * hbm_gb,
+        "package_usd": f["package_usd"].value,
+        "board_usd": f["board_usd"].value,
+        "server_usd": f["server_usd_per_device"].value,
+        "network_usd": f["network_usd_per_device"].value,
+    }
+    capex = sum(parts.values())
+    power = card.value("tdp_w") + f["server_power_overhead_w_per_device"].value
+    total = tco.server_tco_usd(capex, power, params.tco.server_life_years, params.tco)
+    return {"capex_usd": capex, "power_w": power, "tco_usd": total, "parts": parts}
+
+
+def _grid(card: DeviceCard, shape: LayerShape, wl: Workload, batches):
+    """Device counts, tensor and pipeline degrees, batches and micro-batches to search."""
+    need = shape.weight_params * wl.weight_storage_bytes / card.value("hbm_bytes")
+    n_min = 2 ** max(0, math.ceil(math.log2(max(need / 0.9, 1.0))))
+    rows = []
+    for n in (n_min * 2**k for k in range(0, 5)):
+        tp = 1
+        while tp <= n:
+            pp = n // tp
+            if shape.num_layers % pp == 0:
+                for b in batches:
+                    m = b
+                    while m >= 1:
+                        if b % m == 0 and b // m <= max(pp, 1) * 2:
+                            rows.append((n, tp, pp, b, m))
+                        m //= 2
+            tp *= 2
+    return np.array(rows, dtype=float).T
+
+
+def baseline_search(card: DeviceCard, shape: LayerShape, wl: Workload, batches) -> dict:
+    """Every mapping of the grid on ``card`` (arrays): devices, tp, pp, batch, micro_batch,
+    feasible, tpot_s, throughput_tokens_per_s."""
+    n, tp, pp, b, m = _grid(card, shape, wl, batches)
+    system = device_system(card, "bf16" if wl.weight_bytes >= 2 else "int8", len(n))
+    servers = tp * pp / card.scale_up_domain
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sim = simulate(system, shape, wl, servers=servers, pp=pp, batch=b, micro_batch=m, tp=tp)
+    return {
+        "devices": n,
+        "tp": tp,
+        "pp": pp,
+        "batch": b,
+        "micro_batch": m,
+        "feasible": np.asarray(sim["feasible"]),
+        "tpot_s": sim["tpot_s"],
+        "throughput_tokens_per_s": sim["throughput_tokens_per_s"],
+    }
+
+
+def _best(pts: dict, usd_per_device_s: float, max_tpot: float | None = None) -> dict | None:
+    cost = pts["devices"] * usd_per_device_s / pts["throughput_tokens_per_s"] * 1e6
+    ok = pts["feasible"] & np.isfinite(cost)
+    if max_tpot is not None:
+        ok &= pts["tpot_s"] <= max_tpot
+    if not ok.any():
+        return None
+    i = int(np.flatnonzero(ok)[np.argmin(cost[ok])])
+    return {
+        "usd_per_million_tokens": float(cost[i]),
+        "devices": int(pts["devices"][i]),
+        "tp": int(pts["tp"][i]),
+        "pp": int(pts["pp"][i]),
+        "batch": int(pts["batch"][i]),
+        "micro_batch": int(pts["micro_batch"][i]),
+        "latency_s_per_token": float(pts["tpot_s"][i]),
+        "throughput_tokens_per_s": float(pts["throughput_tokens_per_s"][i]),
+    }
+
+
+def compare_model(
+    cc_card: dict,
+    shape: LayerShape,
+    wl: Workload,
+    params: Params,
+    devices=("a100-80gb", "h100-sxm", "tpu-v4"),
+) -> dict:
+    """Baselines for one model against its Chiplet Cloud TCO-optimal design card."""
+    cc = cc_card["usd_per_million_tokens"]
+    life_s = params.tco.server_life_years * params.tco.seconds_per_year
+    out = {}
+    for name in devices:
+        card, prices = load_device(name), load_prices(name)
+        pts = baseline_search(card, shape, wl, params.preset.search.batch_sizes)
+        rent_s = prices.rented_usd_per_device_hour() / 3600.0
+        fab = device_tco_usd(card, prices, params)
+        for kind, usd_s in (("rented", rent_s), ("fabricated", fab["tco_usd"] / life_s)):
+            best = _best(pts, usd_s)
+            if best is None:
+                continue
+            matched = _best(pts, usd_s, cc_card["latency_s_per_token"])
+            best.update(
+                kind=kind,
+                device=name,
+                ratio=best["usd_per_million_tokens"] / cc,
+                ratio_at_cc_latency=(matched["usd_per_million_tokens"] / cc if matched else None),
+            )
+            if kind == "rented":
+                best["usd_per_device_hour"] = rent_s * 3600.0
+            else:
+                best["device_capex_usd"] = fab["capex_usd"]
+                best["device_power_w"] = fab["power_w"]
+            out[f"{name}-{kind}"] = best
+    return out
+
+
+def v1_baselines() -> dict:
+    """The literature baselines of the arXiv v1 comparison (REFERENCE.md s8)."""
+    path = resources.files("chipletcloud") / "data" / "prices" / "v1_baselines.json"
+    return json.loads(path.read_text())
+
+
+def summarise(per_model: dict, gpu: str = GPU, tpu: str = TPU) -> dict:
+    """The paper's four ratios: the best over the models (as the paper reports it) and the
+    geometric mean, for the rented and fabricated GPU and TPU."""
+    out = {}
+    for key, name in (
+        ("rented_gpu", f"{gpu}-rented"),
+        ("rented_tpu", f"{tpu}-rented"),
+        ("fabricated_gpu", f"{gpu}-fabricated"),
+        ("fabricated_tpu", f"{tpu}-fabricated"),
+    ):
+        ratios = [
+            m["baselines"][name]["ratio"] for m in per_model.values() if name in m["baselines"]
+        ]
+        if ratios:
+            out[key] = max(ratios)
+            out[f"{key}_geomean"] = float(np.exp(np.mean(np.log(ratios))))
+            out[f"{key}_paper"] = PAPER_RATIOS[key]
+    out["geomean"] = {
+        k.removesuffix("_geomean"): v for k, v in out.items() if k.endswith("_geomean")
+    }
+    return out
+
+
+def run_compare(
+    models: list[str], preset: str = "isca24", progress_enabled: bool = False, progress=None
+) -> dict:
+    """Phase 1 on the default space, phase 2 for each model, and the baselines of each model.
+
+    Under a preset with the v1 latency model, the baselines are the v1 literature figures
+    (GPT-3 on rented A100s, PaLM on rented TPU v4, REFERENCE.md s8) and the summary compares
+    with the v1 headline (94x / 15x)."""
+    from contextlib import nullcontext
+
+    from chipletcloud.config import load_space, resolve
+    from chipletcloud.explore import software
+    from chipletcloud.explore.hardware import explore_hardware
+    from chipletcloud.models.llm import load_model
+
+    params = resolve(preset)
+    specs = [load_model(m) for m in models]
+    table = explore_hardware(load_space(), params).table
+    v1 = params.choices.latency_model == "v1"
+    lit = v1_baselines() if v1 else {}
+    ctx = progress(len(specs), "compare", progress_enabled) if progress else nullcontext(None)
+    per_model = {}
+    with ctx as step:
+        for spec in specs:
+            res = software.search(table, spec, params)
+            card = res.card("tco", table)
+            if card is None:
+                per_model[spec.name] = {
+                    "chiplet_cloud_usd_per_million_tokens": None,
+                    "baselines": {},
+                    "note": "fits no Chiplet Cloud design",
+                }
+                continue
+            cc = card["usd_per_million_tokens"]
+            if v1:
+                base = {}
+                if spec.name in lit:
+                    b = lit[spec.name]
+                    base[f"{b['device']}-{b['kind']}"] = {
+                        "usd_per_million_tokens": b["usd_per_million_tokens"],
+                        "kind": b["kind"],
+                        "device": b["device"],
+                        "ratio": b["usd_per_million_tokens"] / cc,
+                        "latency_s_per_token": b["latency_s_per_token"],
+                        "source": b["source"],
+                    }
+            else:
+                wl_spec = params.preset.workload
+                base = compare_model(
+                    card, software.model_shape(spec, wl_spec), software.workload(wl_spec), params
+                )
+            per_model[spec.name] = {
+                "chiplet_cloud_usd_per_million_tokens": cc,
+                "chiplet_cloud_design": card,
+                "baselines": base,
+            }
+            if step:
+                step(spec.name)
+    summary = summarise(per_model)
+    if v1:
+        for k, v in V1_RATIOS.items():
+            if k in summary:
+                summary[f"{k}_paper"] = v
+    return {
+        "preset": params.preset.name,
+        "models": per_model,
+        "summary": summary,
+        "workload": params.preset.workload.model_dump(),
+    }

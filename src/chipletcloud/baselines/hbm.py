@@ -1,0 +1,209 @@
+"""GPUs and TPUs on the same inference simulator: weights and KV streamed from HBM.
+
+A device card (``data/devices/*.json``) becomes a :class:`~chipletcloud.perf.workload.System`
+row: peak FLOP/s of the compute format, HBM capacity and bandwidth, the scale-up link inside a
+domain (NVLink/NVSwitch, TPU ICI) and the scale-out network beyond it, and the card's efficiency
+parameters (achievable fraction of peak FLOP/s and HBM bandwidth, collective start-up time, fixed
+time per kernel). A "server" of the simulator is one scale-up domain, so a tensor group that fits
+the domain all-reduces on NVLink/ICI and one that spans domains on the network.
+
+Number formats: weights and KV may be stored as bf16/fp16 (2 B), fp8/int8 (1 B) or int4 (0.5 B).
+Matmuls run at the peak of the weight format when the device has units for it (fp8 on H100/H200/
+B200, int8 on A100/TPU), otherwise at bf16 (weight-only quantisation: smaller reads, bf16 math).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from chipletcloud.baselines.devices import DeviceCard, load_device
+from chipletcloud.errors import InputError
+from chipletcloud.models.llm import ModelSpec
+from chipletcloud.perf.simulate import memory_per_chip, simulate, stage_ops
+from chipletcloud.perf.workload import LayerShape, System, Workload
+
+DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+
+#: HBM read energy (REFERENCE.md s6 [A]: HBM2 31.2 pJ/B); fp16 FMA 1.3 pJ; on-chip SRAM 0.94 pJ/B
+HBM_J_PER_BYTE = 31.2e-12
+FMA_J = 1.3e-12
+ACT_J_PER_BYTE = 0.94e-12
+
+
+def check_dtype(field: str, dtype: str) -> float:
+    if dtype not in DTYPE_BYTES:
+        raise InputError(field, dtype, ", ".join(DTYPE_BYTES))
+    return DTYPE_BYTES[dtype]
+
+
+def compute_flops(card: DeviceCard, weight_dtype: str) -> float:
+    """Peak FLOP/s the matmuls run at for weights stored as ``weight_dtype``."""
+    if weight_dtype in ("fp8", "int8", "int4"):
+        for fmt in (weight_dtype,) if weight_dtype != "int4" else ("int4", "int8"):
+            try:
+                return card.peak_flops(fmt)
+            except InputError:
+                continue
+    return card.peak_flops("bf16")
+
+
+def _optional(card: DeviceCard, key: str, default: float) -> float:
+    q = card.constants.get(key)
+    return float(q.value) if q is not None else default
+
+
+TOPOLOGY_DIMS = {"nvswitch": 1.0, "torus3d": 3.0, "torus2d": 2.0, "ring": 1.0}
+
+
+def device_system(card: DeviceCard, weight_dtype: str = "bf16", n: int = 1) -> System:
+    """``n`` identical rows describing one device of ``card`` (see the module docstring).
+
+    Links run at ``link_efficiency`` of their nominal bandwidth (NCCL/ICI protocol overheads);
+    all-reduces follow the scale-up topology (a ring on NVSwitch, one ring per dimension on a
+    TPU torus)."""
+    v = card.value
+    link_eff = _optional(card, "link_efficiency", 1.0)
+    return System.broadcast(
+        flops=np.full(n, compute_flops(card, weight_dtype)),
+        mem_bytes=v("hbm_bytes"),
+        mem_bw=v("hbm_bandwidth_bytes_per_s"),
+        chip_link_bw=v("scale_up_bytes_per_s") * link_eff,
+        server_link_bw=v("scale_out_bytes_per_s") * link_eff,
+        chips_per_server=float(card.scale_up_domain),
+        link_startup_s=v("collective_startup_s"),
+        fma_j=FMA_J,
+        mem_j_per_byte=HBM_J_PER_BYTE,
+        act_j_per_byte=ACT_J_PER_BYTE,
+        static_w_per_chip=0.0,
+        flops_eff=v("flops_efficiency"),
+        mem_eff=v("hbm_efficiency"),
+        op_overhead_s=v("kernel_overhead_s"),
+        collective_dims=TOPOLOGY_DIMS.get(card.scale_up_topology, 1.0),
+    )
+
+
+@dataclass(frozen=True)
+class Run:
+    """One simulated serving run on HBM devices."""
+
+    device: str
+    devices: int
+    model: str
+    tp: int
+    pp: int
+    batch: int
+    micro_batch: int
+    sim: dict
+    decode_breakdown_s: dict
+    weight_bytes_per_device: float
+    kv_bytes_per_device: float
+    hbm_bytes_per_device: float
+
+    @property
+    def fits(self) -> bool:
+        return bool(np.ravel(self.sim["fits"])[0])
+
+    def summary(self) -> dict:
+        s = {
+            k: float(np.asarray(v).ravel()[0])
+            for k, v in self.sim.items()
+            if not k.startswith("decode_")
+        }
+        return {
+            "device": self.device,
+            "devices": self.devices,
+            "model": self.model,
+            "tp": self.tp,
+            "pp": self.pp,
+            "batch": self.batch,
+            "micro_batch": self.micro_batch,
+            "ttft_s": s["prefill_s"],
+            "tpot_s": s["tpot_s"],
+            "e2e_s": s["e2e_s"],
+            "output_tokens_per_s": s["throughput_tokens_per_s"],
+            "weight_bytes_per_device": self.weight_bytes_per_device,
+            "kv_bytes_per_device": self.kv_bytes_per_device,
+            "hbm_bytes_per_device": self.hbm_bytes_per_device,
+            "fits": self.fits,
+            "flop_utilisation": s["flop_utilisation"],
+            "breakdown": {"decode_s_per_token": self.decode_breakdown_s},
+        }
+
+
+def run(
+    device: str | DeviceCard,
+    devices: int,
+    spec: ModelSpec,
+    *,
+    tp: int,
+    pp: int,
+    batch: int,
+    input_tokens: int,
+    output_tokens: int,
+    micro_batch: int | None = None,
+    weight_dtype: str = "bf16",
+    kv_dtype: str = "bf16",
+) -> Run:
+    """Simulate serving ``spec`` (its real shape, embeddings included) on ``devices`` devices."""
+    card = load_device(device) if isinstance(device, str) else device
+    for field, val, lo in (
+        ("devices", devices, 1),
+        ("tp", tp, 1),
+        ("pp", pp, 1),
+        ("batch", batch, 1),
+        ("input_tokens", input_tokens, 1),
+        ("output_tokens", output_tokens, 1),
+    ):
+        if not isinstance(val, int) or val < lo:
+            raise InputError(field, val, f"an integer >= {lo}")
+    if tp * pp > devices:
+        raise InputError("tp", tp, f"tp x pp <= devices ({pp} x tp <= {devices})")
+    if spec.num_layers % pp:
+        raise InputError("pp", pp, f"a divisor of the model's {spec.num_layers} layers")
+    if micro_batch is None:  # as many micro-batches as stages when the batch allows it
+        micro_batch = batch // math.gcd(batch, pp)
+    if micro_batch < 1 or batch % micro_batch:
+        raise InputError("micro_batch", micro_batch, f"a divisor of the batch {batch}")
+    wb, kvb = check_dtype("weight_dtype", weight_dtype), check_dtype("kv_dtype", kv_dtype)
+    shape = LayerShape.from_spec(spec, include_embeddings=True)
+    wl = Workload(input_tokens, output_tokens, weight_bytes=wb, kv_bytes=kvb, act_bytes=2.0)
+    sys_ = device_system(card, weight_dtype)
+    servers = tp * pp / card.scale_up_domain  # > 1: stages talk over the scale-out network
+    sim = simulate(
+        sys_, shape, wl, servers=servers, pp=pp, batch=batch, micro_batch=micro_batch, tp=tp
+    )
+    ops = stage_ops(
+        sys_, shape, wl, servers=servers, pp=pp, tp=tp, micro_batch=micro_batch, phase="decode"
+    )
+    steps = max(pp, batch // micro_batch)
+    breakdown = {
+        op: float(np.ravel(ops[op])[0]) * steps
+        for op in (
+            "qkv",
+            "attention",
+            "out_proj",
+            "norms",
+            "mlp",
+            "allreduce",
+            "lm_head",
+            "stage_transfer",
+        )
+    }
+    w, kv = memory_per_chip(sys_, shape, wl, pp=pp, tp=tp, batch=batch)
+    return Run(
+        card.name,
+        devices,
+        spec.name,
+        tp,
+        pp,
+        batch,
+        micro_batch,
+        sim,
+        breakdown,
+        float(np.ravel(w)[0]),
+        float(np.ravel(kv)[0]),
+        float(card.value("hbm_bytes")),
+    )

@@ -1,0 +1,154 @@
+"""GPUs/TPUs on the simulator, the validation suite, the comparison and their CLI paths."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chipletcloud.baselines import hbm
+from chipletcloud.baselines.compare import device_tco_usd, summarise
+from chipletcloud.baselines.devices import load_device, load_prices
+from chipletcloud.baselines.validation import TOLERANCE, load_cases, validate
+from chipletcloud.cli import main
+from chipletcloud.config import resolve
+from chipletcloud.models.llm import load_model
+
+
+def test_every_validation_case_is_sourced():
+    cases = load_cases()
+    assert len(cases) >= 25
+    for c in cases:
+        assert c["source"] and c["measured"] > 0 and c["level"] in TOLERANCE
+
+
+def test_validation_targets():
+    # issue 4: request-level cases within 20%, kernel/layer within 25%, median |error| < 10%,
+    # with one set of efficiency parameters per device (the device cards), no per-case factor
+    report = validate()
+    bad = [(c["id"], round(c["error"], 3)) for c in report["cases"] if not c["within_tolerance"]]
+    assert not bad
+    assert report["median_abs_error"] < 0.10
+
+
+def test_weights_stream_from_hbm_hand_check():
+    # GPT-3 on 8 A100s, batch 1: the decode step reads every weight once from HBM; a hand lower
+    # bound is 2 x 175e9 B / 8 / (2039 GB/s) = 21.5 ms per token at full bandwidth
+    r = hbm.run(
+        "a100-80gb", 8, load_model("gpt3"), tp=8, pp=1, batch=1, input_tokens=128, output_tokens=8
+    )
+    s = r.summary()
+    assert s["tpot_s"] > 2 * 174.6e9 / 8 / 2039e9
+    assert s["e2e_s"] == pytest.approx(s["ttft_s"] + 7 * s["tpot_s"])
+    # int8 weights halve the bytes: faster decode
+    q = hbm.run(
+        "a100-80gb",
+        8,
+        load_model("gpt3"),
+        tp=8,
+        pp=1,
+        batch=1,
+        input_tokens=128,
+        output_tokens=8,
+        weight_dtype="int8",
+        kv_dtype="int8",
+    ).summary()
+    assert q["tpot_s"] < s["tpot_s"]
+
+
+def test_fabricated_device_tco_is_positive_and_sourced():
+    p = resolve("isca24")
+    for name in ("a100-80gb", "h100-sxm", "tpu-v4"):
+        t = device_tco_usd(load_device(name), load_prices(name), p)
+        assert t["capex_usd"] > 1000 and t["power_w"] > load_device(name).value("tdp_w")
+        assert t["tco_usd"] > t["capex_usd"]
+
+
+def test_paper_prices_present():
+    assert load_prices("a100-80gb").rented_usd_per_device_hour() == pytest.approx(1.10)
+    assert load_prices("tpu-v4").rented_usd_per_device_hour() == pytest.approx(1.45)
+
+
+def test_summary_takes_best_over_models():
+    per = {
+        "a": {"baselines": {"a100-80gb-rented": {"ratio": 10.0}}},
+        "b": {"baselines": {"a100-80gb-rented": {"ratio": 40.0}}},
+    }
+    s = summarise(per)
+    assert s["rented_gpu"] == 40.0 and s["rented_gpu_geomean"] == pytest.approx(20.0)
+
+
+def test_simulate_cli(capsys):
+    assert (
+        main(
+            [
+                "simulate",
+                "--hardware",
+                "h100-sxm",
+                "--devices",
+                "8",
+                "--model",
+                "llama2-70b",
+                "--tp",
+                "8",
+                "--pp",
+                "1",
+                "--batch",
+                "16",
+                "--input-tokens",
+                "512",
+                "--output-tokens",
+                "128",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    d = json.loads(capsys.readouterr().out)
+    for k in ("ttft_s", "tpot_s", "e2e_s", "output_tokens_per_s", "breakdown"):
+        assert k in d
+    assert d["output_tokens_per_s"] == pytest.approx(16 * 128 / d["e2e_s"])
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--hardware", "gpu9000"], "device"),
+        (["--tp", "16"], "tp: got 16"),
+        (["--devices", "1", "--tp", "1"], "needs"),
+        (["--output-tokens", "0"], "output_tokens: got 0"),
+        (["--weight-dtype", "fp3"], "weight_dtype"),
+    ],
+)
+def test_simulate_cli_bad_input(capsys, args, fragment):
+    base = {
+        "--hardware": "a100-80gb",
+        "--devices": "8",
+        "--model": "gpt3",
+        "--tp": "8",
+        "--pp": "1",
+        "--batch": "1",
+        "--input-tokens": "128",
+        "--output-tokens": "8",
+    }
+    for i in range(0, len(args), 2):
+        base[args[i]] = args[i + 1]
+    argv = ["simulate", *[x for kv in base.items() for x in kv]]
+    assert main(argv) == 2
+    e = capsys.readouterr().err.strip()
+    assert fragment in e and len(e.splitlines()) == 1 and "Traceback" not in e
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="v1 headline not reproduced within 15%: GPT-3 111x (+19%), PaLM 10x (-33%); the v1 "
+    "model's exact utilisation and pipeline rules are not known (README, Comparison)",
+)
+def test_compare_v1_headline(capsys):
+    # REFERENCE.md s7/s8: GPT-3 vs rented A100 94x, PaLM vs rented TPU v4 15x, within 15%
+    assert main(["compare", "--preset", "v1", "--model", "gpt3", "--model", "palm", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    gpt3 = d["models"]["gpt3"]["baselines"]["a100-80gb-rented"]["ratio"]
+    palm = d["models"]["palm"]["baselines"]["tpu-v4-rented"]["ratio"]
+    assert gpt3 == pytest.approx(94, rel=0.15)
+    assert palm == pytest.approx(15, rel=0.15)

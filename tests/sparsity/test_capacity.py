@@ -1,0 +1,76 @@
+"""The capacity study: 1.7x larger models at 60% sparsity (the paper) and the sparsity CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chipletcloud.cli import main
+from chipletcloud.sparsity.capacity import capacity_study, effective_ratio
+
+
+def test_sixty_percent_value_index_gain_in_paper_range():
+    # REFERENCE.md s1: 0.4 x (16 + 8) / 16 = 0.60 of dense -> 1.67x; the paper reports 1.7x
+    s = capacity_study(1e12, 0.0, 0.6)
+    assert s["storage_ratio"] == pytest.approx(0.6)
+    assert 1.6 <= s["capacity_gain"] <= 1.8
+    assert s["largest_model_params_sparse"] == pytest.approx(5e11 / 0.6)
+
+
+def test_formats_and_kv_reserve():
+    # bitmask at 60%: 0.4 + 1/16 = 0.4625 -> 2.16x; 2:4 at 50%: 0.5 x 18 / 16 = 0.5625 -> 1.78x
+    assert capacity_study(1e12, 0, 0.6, "bitmask")["capacity_gain"] == pytest.approx(1 / 0.4625)
+    assert capacity_study(1e12, 0, 0.5, "nm24")["capacity_gain"] == pytest.approx(16 / 9)
+    s = capacity_study(1e12, 4e11, 0.6)
+    assert s["largest_model_params_dense"] == pytest.approx(3e11)  # 600 GB / 2 B
+
+
+def test_low_sparsity_falls_back_to_dense():
+    # value_index costs 1.5x dense at s = 0 and 1.425x at 5%: keep the weights dense
+    assert effective_ratio(0.05) == 1.0
+    assert effective_ratio(0.0) == 1.0
+
+
+def test_sparsity_cli(tmp_path, capsys):
+    sp = tmp_path / "space.yaml"
+    sp.write_text(
+        "die_area_mm2: [100, 160]\nmac_ratio: [0.05, 0.1]\n"
+        "operational_intensity: [4, 16]\npackages_per_lane: [10, 19]\n"
+    )
+    assert main(["hardware", "--space", str(sp), "--out", str(tmp_path / "hw"), "--json"]) == 0
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "sparsity",
+                "--model",
+                "gpt2",
+                "--sparsity",
+                "0.6",
+                "--hardware",
+                str(tmp_path / "hw"),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    d = json.loads(capsys.readouterr().out)
+    for k in (
+        "dense_bytes",
+        "compressed_bytes",
+        "capacity_gain",
+        "largest_model_params_dense",
+        "largest_model_params_sparse",
+    ):
+        assert k in d
+    assert 1.6 <= d["capacity_gain"] <= 1.8
+    assert "0.6000" in d["arithmetic"]
+    for bad, frag in (
+        (["--sparsity", "1.0"], "sparsity: got 1.0"),
+        (["--sparsity", "0.5", "--sparse-format", "lz4"], "sparse_format"),
+        (["--sparsity", "0.6", "--sparse-format", "nm24"], "2:4"),
+    ):
+        assert main(["sparsity", "--model", "gpt2", *bad, "--hardware", str(tmp_path / "hw")]) == 2
+        e = capsys.readouterr().err
+        assert frag in e and len(e.strip().splitlines()) == 1
