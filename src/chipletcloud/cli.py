@@ -61,6 +61,15 @@ def _progress(total: int, label: str, enabled: bool):
 
 
 PresetOpt = Annotated[str, typer.Option("--preset", help="Preset name (isca24, v1) or YAML path.")]
+BackendOpt = Annotated[
+    str, typer.Option("--backend", help="Where shards run: serial, process or dask.")
+]
+AddressOpt = Annotated[
+    str | None, typer.Option("--address", help="Dask scheduler (default: a local cluster).")
+]
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", help="Continue an interrupted run in the same --out.")
+]
 
 
 @app.command()
@@ -71,17 +80,38 @@ def hardware(
     ] = None,
     preset: PresetOpt = "isca24",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    backend: BackendOpt = "serial",
+    address: AddressOpt = None,
+    resume: ResumeOpt = False,
+    shard_size: Annotated[
+        int | None, typer.Option("--shard-size", help="Candidates per shard (default 65536).")
+    ] = None,
 ) -> None:
-    """Phase 1: sweep the hardware space and write every valid server to DIR/servers.parquet."""
+    """Phase 1: sweep the hardware space and write every valid server to DIR/servers.parquet.
+
+    With --backend process/dask, --resume or --shard-size the space is cut into shards kept in
+    DIR/shards (see chipletcloud.explore.shards); the outputs are the same."""
     from chipletcloud.config import config_hash, load_space, resolve
+    from chipletcloud.explore.backends import check_options
     from chipletcloud.explore.hardware import explore_hardware
     from chipletcloud.report.store import manifest, write_json, write_parquet
 
     t0 = time.perf_counter()
+    sharded = check_options(backend, address, resume, shard_size)
     params = resolve(preset)
     sp = load_space(space)
     with _progress(4, "phase 1", not as_json) as step:
-        res = explore_hardware(sp, params, progress=step)
+        if sharded:
+            from chipletcloud.explore.shards import run_hardware_sharded
+
+            step("shards")
+            res = run_hardware_sharded(
+                sp, params, backend, shard_size, out_dir, resume=resume, address=address
+            )
+            step("evaluate")
+            step("check")
+        else:
+            res = explore_hardware(sp, params, progress=step)
         cfg = {"space": sp.model_dump(), **params.config_dict()}
         h = config_hash(cfg)
         path = write_parquet(res.table, out_dir / "servers.parquet")
@@ -151,6 +181,8 @@ def _model_row(spec) -> dict:
         "kv_bytes_per_token": spec.kv_bytes_per_token(2.0),
         "flops_decode_per_token_at_2048": spec.flops_decode_per_token(2048),
         "paper_shape": spec.paper_shape.model_dump() if spec.paper_shape else None,
+        "weight_sparsity": spec.weight_sparsity,
+        "sparse_format": spec.sparse_format,
     }
 
 
@@ -214,10 +246,20 @@ def evaluate(
     sparsity: Annotated[float | None, typer.Option("--sparsity", help="Zero fraction.")] = None,
     sparse_format: Annotated[str | None, typer.Option("--sparse-format")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    backend: BackendOpt = "serial",
+    address: AddressOpt = None,
+    resume: ResumeOpt = False,
+    shard_size: Annotated[
+        int | None, typer.Option("--shard-size", help="Designs per shard (default 2048).")
+    ] = None,
 ) -> None:
     """Phase 2: search the software mapping of every server design for each model; write the
-    Pareto front of (USD per million tokens, latency per token) and the optimal design cards."""
+    Pareto front of (USD per million tokens, latency per token) and the optimal design cards.
+
+    With --backend process/dask, --resume or --shard-size the designs are cut into shards kept in
+    DIR/shards (see chipletcloud.explore.shards); the outputs are the same."""
     from chipletcloud.config import config_hash, resolve
+    from chipletcloud.explore.backends import check_options
     from chipletcloud.explore.software import evaluate_models
     from chipletcloud.models.llm import load_model
     from chipletcloud.report.runs import write_evaluation
@@ -226,13 +268,21 @@ def evaluate(
     _check_fraction("sparsity", sparsity)
     if sparse_format is not None and sparse_format not in FORMATS:
         raise InputError("sparse_format", sparse_format, ", ".join(FORMATS))
+    sharded = check_options(backend, address, resume, shard_size)
     params = resolve(preset)
     params = params.with_workload(sparsity=sparsity, sparse_format=sparse_format)
     specs = [load_model(m) for m in model]
     table = _load_servers(hardware_dir)
     t0 = time.perf_counter()
     with _progress(len(specs), "phase 2", not as_json) as step:
-        run = evaluate_models(table, specs, params, progress=step)
+        if sharded:
+            from chipletcloud.explore.shards import evaluate_models_sharded
+
+            run = evaluate_models_sharded(
+                table, specs, params, backend, shard_size, out_dir, resume, address, step
+            )
+        else:
+            run = evaluate_models(table, specs, params, progress=step)
     elapsed = time.perf_counter() - t0
     cfg = {
         "models": [s.name for s in specs],
@@ -522,6 +572,99 @@ def compare(
     )
 
 
+@app.command()
+def reproduce(
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    quick: Annotated[bool, typer.Option("--quick", help="A reduced space (< 60 s).")] = False,
+    preset: PresetOpt = "isca24",
+) -> None:
+    """The whole evaluation on defaults: phase 1, phase 2 for the eight paper models, the GPU/TPU
+    comparison, the shared design, sparsity, the design studies, validation; figures,
+    DIR/report.html and DIR/summary.json."""
+    from chipletcloud.report.reproduce import PAPER_MODELS, STEPS
+    from chipletcloud.report.reproduce import reproduce as run_reproduce
+
+    t0 = time.perf_counter()
+    with _progress(STEPS, "reproduce", True) as step:
+        summary = run_reproduce(out_dir, preset=preset, quick=quick, progress=step)
+    elapsed = time.perf_counter() - t0
+    s = summary["compare"]["summary"]
+    table = Table(title="TCO/token improvement of Chiplet Cloud (best over the models; paper)")
+    table.add_column("against")
+    table.add_column("this run", justify="right")
+    table.add_column("geomean", justify="right")
+    table.add_column("paper", justify="right")
+    for key, label in (
+        ("rented_gpu", "rented A100"),
+        ("rented_tpu", "rented TPU v4"),
+        ("fabricated_gpu", "fabricated A100"),
+        ("fabricated_tpu", "fabricated TPU"),
+    ):
+        if key in s:
+            table.add_row(
+                label, f"{s[key]:.1f}x", f"{s[key + '_geomean']:.1f}x", f"{s[key + '_paper']}x"
+            )
+    out.print(table)
+    die = summary["studies"]["die_size"]
+    if die.get("optimum_mm2"):
+        lo, hi = die["optimum_mm2"]
+        out.print(
+            f"TCO-optimal die size for {die['model']}: {lo}-{hi} mm2 "
+            f"({die['optimum_die_area_mm2']:.0f} mm2; the paper: 100-200 mm2)"
+        )
+    out.print(
+        f"wrote {out_dir / 'report.html'} and {out_dir / 'summary.json'} "
+        f"in {elapsed:.1f} s ({len(PAPER_MODELS)} models{', quick' if quick else ''})"
+    )
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="DuckDB SQL; tables are the run's Parquet files.")],
+    results: Annotated[Path, typer.Option("--results", help="A run directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run DuckDB SQL over a run's Parquet tables. Each file is a view named after it (servers,
+    pareto_<model> or <model> for fronts, study_*, sparsity, validation, compare, ...)."""
+    import duckdb
+
+    if not results.is_dir():
+        raise InputError("results", str(results), "a run directory (reproduce/evaluate/hardware)")
+    con = duckdb.connect()
+    views = []
+    for path in sorted(results.rglob("*.parquet")):
+        rel = path.relative_to(results).with_suffix("")
+        parts = rel.parts
+        name = "_".join(parts[-2:]) if parts[-1] == "pareto" else parts[-1]
+        if parts[0] == "fronts":
+            name = "pareto_" + parts[-1]
+        name = "".join(c if c.isalnum() else "_" for c in name)
+        con.execute(f"CREATE VIEW \"{name}\" AS SELECT * FROM read_parquet('{path.as_posix()}')")
+        views.append(name)
+    if not views:
+        raise InputError("results", str(results), "a directory holding Parquet tables")
+    try:
+        rel = con.sql(sql)
+    except duckdb.Error as exc:
+        msg = str(exc).splitlines()[0]
+        raise InputError(
+            "sql", sql, f"valid DuckDB SQL over the views {', '.join(views)} ({msg})"
+        ) from exc
+    if rel is None:
+        return
+    cols = rel.columns
+    rows = rel.fetchall()
+    if as_json:
+        _emit_json({"columns": cols, "rows": [list(r) for r in rows]})
+        return
+    t = Table()
+    for c in cols:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*[f"{v:.6g}" if isinstance(v, float) else str(v) for v in r])
+    out.print(t)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app, turning bad input into one line and exit code 2."""
     from typer._click import exceptions as cx
@@ -542,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     except cx.UsageError as exc:
         err.print(f"error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True)
         return 2
-    except cx.Abort:
+    except typer.Abort:
         err.print("aborted", markup=False)
         return 130
     except KeyboardInterrupt:

@@ -182,7 +182,7 @@ class TcoParams(_Strict):
 class Choices(_Strict):
     """Modelling choices a preset selects."""
 
-    sram_area_model: Literal["linear", "bandwidth_aware"] = "bandwidth_aware"
+    sram_area_model: Literal["linear", "bandwidth_aware", "ccmem"] = "bandwidth_aware"
     dies_per_wafer_method: Literal["rows", "grid"] = "rows"
     package_cost_model: Literal["organic", "linear"] = "organic"
     heatsink_allowance_factor: float = Field(default=2.0, gt=0)
@@ -372,8 +372,8 @@ class HardwareSpace(_Strict):
     @classmethod
     def _positive(cls, v: list[float]) -> list[float]:
         for x in v:
-            if not (math.isfinite(x) and x > 0):
-                raise ValueError(f"every value must be a finite number > 0, got {x}")
+            if not (math.isfinite(x) and 1e-6 <= x <= 1e6):
+                raise ValueError(f"every value must be a finite number > 0 (1e-6 to 1e6), got {x}")
         return v
 
     @field_validator("mac_ratio")

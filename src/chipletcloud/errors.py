@@ -18,4 +18,5 @@ class InputError(ValueError):
         text = repr(value)
         if len(text) > 80:
             text = text[:77] + "..."
-        super().__init__(f"{field}: got {text}; allowed: {allowed}".replace("\n", " "))
+        # one line: every line boundary (also \r, \v, \f, \x1c-\x1e, \x85, \u2028) becomes a space
+        super().__init__(" ".join(f"{field}: got {text}; allowed: {allowed}".splitlines()))

@@ -93,3 +93,17 @@ def test_more_oi_never_reduces_capacity(a, r, oi):
     c2 = chip.evaluate_chips(np.array([a]), r, oi * 2, t)
     assert c2["sram_bytes_per_chip"][0] >= c1["sram_bytes_per_chip"][0]
     assert c2["sram_bandwidth_bytes_per_s"][0] <= c1["sram_bandwidth_bytes_per_s"][0]
+
+
+def test_ccmem_option_breakdown_and_decoder_power():
+    # the CC-MEM model as the chip's SRAM model: macros + crossbar + decoders = SRAM area, the
+    # decoders' power (0.15 pJ per dense byte at the design bandwidth) is in the chip TDP
+    c = chip.evaluate_chips(np.array([120.0, 300.0]), 0.28, 4.0, TECH, "ccmem")
+    parts = c["sram_macro_area_mm2"] + c["sram_crossbar_area_mm2"] + c["sram_decoder_area_mm2"]
+    np.testing.assert_allclose(parts, c["sram_area_mm2"], rtol=1e-9)
+    np.testing.assert_allclose(c["decoder_power_w"], c["sram_bandwidth_bytes_per_s"] * 0.15e-12)
+    assert np.all(c["chip_tdp_w"] > c["core_power_w"] + c["io_power_w"])
+    assert np.all(c["sram_bytes_per_chip"] > 0)
+    # within 5% of the bandwidth-aware surrogate that was fitted to the same six points
+    ba = chip.evaluate_chips(np.array([120.0, 300.0]), 0.28, 4.0, TECH, "bandwidth_aware")
+    np.testing.assert_allclose(c["sram_bytes_per_chip"], ba["sram_bytes_per_chip"], rtol=0.08)

@@ -844,3 +844,46 @@ def test_active_params_never_exceed_params(s):
     m = build(s, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=8)
     assert m.active_params < m.params
     assert m.params == m.active_params + 2 * m.num_layers * m._mlp_params(8)
+
+
+def test_compressed_tensors_sparsity_config():
+    # Hugging Face compressed-tensors: 2:4 structure -> the nm24 format at 50%; unstructured
+    # bitmask -> its global_sparsity; an unknown format is refused with the key named
+    base = {
+        "model_type": "llama",
+        "num_hidden_layers": 2,
+        "hidden_size": 64,
+        "num_attention_heads": 4,
+        "intermediate_size": 128,
+        "vocab_size": 100,
+        "hidden_act": "silu",
+    }
+    s = ModelSpec.from_hf_config(
+        {
+            **base,
+            "quantization_config": {
+                "sparsity_config": {
+                    "format": "sparse-24-bitmask",
+                    "sparsity_structure": "2:4",
+                    "global_sparsity": 0.4,
+                }
+            },
+        }
+    )
+    assert (s.weight_sparsity, s.sparse_format) == (0.5, "nm24")
+    s = ModelSpec.from_hf_config(
+        {
+            **base,
+            "sparsity_config": {
+                "format": "sparse-bitmask",
+                "sparsity_structure": "unstructured",
+                "global_sparsity": 0.6,
+            },
+        }
+    )
+    assert (s.weight_sparsity, s.sparse_format) == (0.6, "bitmask")
+    assert ModelSpec.from_hf_config(base).weight_sparsity == 0.0
+    with pytest.raises(InputError, match="sparsity_config.global_sparsity"):
+        ModelSpec.from_hf_config(
+            {**base, "sparsity_config": {"format": "sparse-bitmask", "global_sparsity": 1.5}}
+        )

@@ -74,3 +74,26 @@ def test_sparsity_cli(tmp_path, capsys):
         assert main(["sparsity", "--model", "gpt2", *bad, "--hardware", str(tmp_path / "hw")]) == 2
         e = capsys.readouterr().err
         assert frag in e and len(e.strip().splitlines()) == 1
+
+
+def test_decoder_never_bounds_the_dense_stream_when_compression_pays():
+    # Load-as-Dense: a bank group reads at least one 16-bit port's worth of compressed stream a
+    # cycle and its decoder emits 1 dense word a cycle (ccmem card). Whenever the format stores
+    # less than dense (ratio < 1), 16 bits of stream hold more than one dense word, so the
+    # decoder keeps the port full: the weight bandwidth stays the chip's design bandwidth.
+    from chipletcloud.sparsity import decoder_words_per_cycle
+
+    for fmt, levels in (
+        ("value_index", (0.35, 0.5, 0.6, 0.8, 0.9)),
+        ("bitmask", (0.1, 0.6, 0.9)),
+        ("nm24", (0.5,)),
+    ):
+        for s in levels:
+            if effective_ratio(s, fmt) < 1.0:
+                w = decoder_words_per_cycle(
+                    fmt, s, read_bits_per_cycle=16, max_dense_words_per_cycle=1
+                )
+                assert w == pytest.approx(1.0), (fmt, s)
+    # at 20% value_index would store 1.2x dense: not used (the weights stay dense)
+    assert effective_ratio(0.2, "value_index") == 1.0
+    assert decoder_words_per_cycle("value_index", 0.2, read_bits_per_cycle=16) < 1.0

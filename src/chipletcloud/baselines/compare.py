@@ -24,7 +24,7 @@ from importlib import resources
 
 import numpy as np
 
-from chipletcloud.baselines.devices import DeviceCard, PriceCard, load_device, load_prices
+from chipletcloud.baselines.devices import DeviceCard, load_device, load_prices
 from chipletcloud.baselines.hbm import device_system
 from chipletcloud.config import Params
 from chipletcloud.models import tco
@@ -41,20 +41,25 @@ PAPER_RATIOS = {
 V1_RATIOS = {"rented_gpu": 94.0, "rented_tpu": 15.0}
 
 
-def device_tco_usd(card: DeviceCard, prices: PriceCard, params: Params) -> dict:
-    """Capex, power and TCO over the server life of one in-house device (USD, W)."""
-    f = prices.fabricated
+def device_tco_usd(card: DeviceCard, fabricated, params: Params) -> dict:
+    """Capex, power and TCO over the server life of one in-house device (USD, W).
+
+    ``fabricated`` is a price card (its ``fabricated`` items) or a plain mapping of the same keys
+    to numbers: die, HBM per GB, package, board, server and network share, and the power overhead
+    per device beyond its TDP."""
+    items = getattr(fabricated, "fabricated", fabricated)
+    f = {k: float(getattr(v, "value", v)) for k, v in items.items()}
     hbm_gb = card.value("hbm_bytes") / 1e9
     parts = {
-        "die_usd": f["die_cost_usd"].value,
-        "hbm_usd": f["hbm_usd_per_gb"].value * hbm_gb,
-        "package_usd": f["package_usd"].value,
-        "board_usd": f["board_usd"].value,
-        "server_usd": f["server_usd_per_device"].value,
-        "network_usd": f["network_usd_per_device"].value,
+        "die_usd": f["die_cost_usd"],
+        "hbm_usd": f["hbm_usd_per_gb"] * hbm_gb,
+        "package_usd": f["package_usd"],
+        "board_usd": f["board_usd"],
+        "server_usd": f["server_usd_per_device"],
+        "network_usd": f["network_usd_per_device"],
     }
     capex = sum(parts.values())
-    power = card.value("tdp_w") + f["server_power_overhead_w_per_device"].value
+    power = card.value("tdp_w") + f["server_power_overhead_w_per_device"]
     total = tco.server_tco_usd(capex, power, params.tco.server_life_years, params.tco)
     return {"capex_usd": capex, "power_w": power, "tco_usd": total, "parts": parts}
 
@@ -184,64 +189,50 @@ def summarise(per_model: dict, gpu: str = GPU, tpu: str = TPU) -> dict:
     return out
 
 
-def run_compare(
-    models: list[str], preset: str = "isca24", progress_enabled: bool = False, progress=None
-) -> dict:
-    """Phase 1 on the default space, phase 2 for each model, and the baselines of each model.
+def compare_results(results, table: dict, params: Params, progress=None) -> dict:
+    """The comparison for phase-2 results already computed (``software.ModelResult`` list).
 
     Under a preset with the v1 latency model, the baselines are the v1 literature figures
     (GPT-3 on rented A100s, PaLM on rented TPU v4, REFERENCE.md s8) and the summary compares
     with the v1 headline (94x / 15x)."""
-    from contextlib import nullcontext
-
-    from chipletcloud.config import load_space, resolve
     from chipletcloud.explore import software
-    from chipletcloud.explore.hardware import explore_hardware
-    from chipletcloud.models.llm import load_model
 
-    params = resolve(preset)
-    specs = [load_model(m) for m in models]
-    table = explore_hardware(load_space(), params).table
     v1 = params.choices.latency_model == "v1"
     lit = v1_baselines() if v1 else {}
-    ctx = progress(len(specs), "compare", progress_enabled) if progress else nullcontext(None)
+    wl_spec = params.preset.workload
     per_model = {}
-    with ctx as step:
-        for spec in specs:
-            res = software.search(table, spec, params)
-            card = res.card("tco", table)
-            if card is None:
-                per_model[spec.name] = {
-                    "chiplet_cloud_usd_per_million_tokens": None,
-                    "baselines": {},
-                    "note": "fits no Chiplet Cloud design",
-                }
-                continue
-            cc = card["usd_per_million_tokens"]
-            if v1:
-                base = {}
-                if spec.name in lit:
-                    b = lit[spec.name]
-                    base[f"{b['device']}-{b['kind']}"] = {
-                        "usd_per_million_tokens": b["usd_per_million_tokens"],
-                        "kind": b["kind"],
-                        "device": b["device"],
-                        "ratio": b["usd_per_million_tokens"] / cc,
-                        "latency_s_per_token": b["latency_s_per_token"],
-                        "source": b["source"],
-                    }
-            else:
-                wl_spec = params.preset.workload
-                base = compare_model(
-                    card, software.model_shape(spec, wl_spec), software.workload(wl_spec), params
-                )
-            per_model[spec.name] = {
-                "chiplet_cloud_usd_per_million_tokens": cc,
-                "chiplet_cloud_design": card,
-                "baselines": base,
+    for res in results:
+        card = res.card("tco", table)
+        name = res.model
+        if card is None:
+            per_model[name] = {
+                "chiplet_cloud_usd_per_million_tokens": None,
+                "baselines": {},
+                "note": "fits no Chiplet Cloud design",
             }
-            if step:
-                step(spec.name)
+            continue
+        cc = card["usd_per_million_tokens"]
+        if v1:
+            base = {}
+            if name in lit:
+                b = lit[name]
+                base[f"{b['device']}-{b['kind']}"] = {
+                    "usd_per_million_tokens": b["usd_per_million_tokens"],
+                    "kind": b["kind"],
+                    "device": b["device"],
+                    "ratio": b["usd_per_million_tokens"] / cc,
+                    "latency_s_per_token": b["latency_s_per_token"],
+                    "source": b["source"],
+                }
+        else:
+            base = compare_model(card, res.shape, software.workload(wl_spec), params)
+        per_model[name] = {
+            "chiplet_cloud_usd_per_million_tokens": cc,
+            "chiplet_cloud_design": card,
+            "baselines": base,
+        }
+        if progress:
+            progress(name)
     summary = summarise(per_model)
     if v1:
         for k, v in V1_RATIOS.items():
@@ -253,3 +244,27 @@ def run_compare(
         "summary": summary,
         "workload": params.preset.workload.model_dump(),
     }
+
+
+def run_compare(
+    models: list[str], preset: str = "isca24", progress_enabled: bool = False, progress=None
+) -> dict:
+    """Phase 1 on the default space, phase 2 for each model, and the baselines of each model."""
+    from contextlib import nullcontext
+
+    from chipletcloud.config import load_space, resolve
+    from chipletcloud.explore import software
+    from chipletcloud.explore.hardware import explore_hardware
+    from chipletcloud.models.llm import load_model
+
+    params = resolve(preset)
+    specs = [load_model(m) for m in models]
+    table = explore_hardware(load_space(), params).table
+    ctx = progress(2 * len(specs), "compare", progress_enabled) if progress else nullcontext(None)
+    with ctx as step:
+        results = []
+        for spec in specs:
+            results.append(software.search(table, spec, software.params_for(spec, params)))
+            if step:
+                step(spec.name)
+        return compare_results(results, table, params, step)

@@ -111,8 +111,8 @@ def _check_quantities(
     for key, q in v.items():
         if key not in known:
             raise _quantity_error(key, key, "not a known key; known: " + ", ".join(known))
-        if not q.value > 0:
-            raise _quantity_error(key, q.value, "a positive value")
+        if not 1e-30 <= q.value <= 1e30:  # beyond: the simulator's products overflow
+            raise _quantity_error(key, q.value, "a positive value from 1e-30 to 1e30")
         if key in EFFICIENCY_CONSTANTS and q.value > 1:
             raise _quantity_error(key, q.value, "a fraction of peak in (0, 1]")
     return v

@@ -160,16 +160,25 @@ def _stage(
     q = heads * hd
     kvw = s[S_KV] * hd
     wb = s[S_WB]
-    util = min(rows / side, 1.0)
+    sq = side * side
     qkv_p = d * (q + 2 * kvw) / tp
     o_p = q * d / tp
     mlp_t = s[S_MLPT] / tp
     mlp_r = _mlp_read(rows, s) / tp
     s_in = s[S_SIN]
-    t = _mm(2 * rows * qkv_p, qkv_p * wb, f, bw, util, v1)
-    t += _mm(2 * rows * o_p, o_p * wb, f, bw, util, v1)
-    t += _mm(2 * rows * mlp_t * s_in, mlp_r * s_in * wb, f, bw, util, v1)
-    t += _mm(2 * rows * mlp_t * (1 - s_in), mlp_r * (1 - s_in) * wb, f, bw, util, v1)
+    t = _mm(2 * rows * qkv_p, qkv_p * wb, f, bw, min(rows * (q + 2 * kvw) / tp / sq, 1.0), v1)
+    t += _mm(2 * rows * o_p, o_p * wb, f, bw, min(rows * d / sq, 1.0), v1)
+    t += _mm(
+        2 * rows * mlp_t * s_in,
+        mlp_r * s_in * wb,
+        f,
+        bw,
+        min(rows * mlp_t * s_in / d / sq, 1.0),
+        v1,
+    )
+    t += _mm(
+        2 * rows * mlp_t * (1 - s_in), mlp_r * (1 - s_in) * wb, f, bw, min(rows * d / sq, 1.0), v1
+    )
     if not v1:
         t += max(4.0 * hd * (heads / tp) * pairs / f, 2.0 * kv_tokens * hd * kvh * s[S_KVB] / bw)
         t += 2.0 * pairs * (heads / tp) * ab / bw  # softmax
@@ -186,7 +195,7 @@ def _stage(
     t_head = 0.0
     if s[S_HEADMM] > 0:
         hp = s[S_HEADMM] / tp
-        t_head = _mm(2 * m * hp, hp * wb, f, bw, min(m / side, 1.0), v1)
+        t_head = _mm(2 * m * hp, hp * wb, f, bw, min(m * hp / d / sq, 1.0), v1)
         if not v1:
             t_head += ovh
     t_x = 0.0
@@ -201,7 +210,7 @@ def _per_sequence(s):
     perf.simulate.simulate's energy and utilisation), and its KV bytes before replication; the
     prefill counts when the workload does (``S_CP``)."""
     L, q, prompt, gen = s[S_L], s[S_H] * s[S_HD], s[S_P], s[S_G]
-    c = prompt + (gen + 1.0) / 2.0
+    c = prompt + gen / 2.0
     head_mm = s[S_HEADMM]
     mat_tok = L * (s[S_ATTN] + s[S_MLPT]) + head_mm
     fl_dec = 2.0 * mat_tok + 4.0 * L * q * c
@@ -286,7 +295,7 @@ def _chunk(
     nf = front_cost.shape[0]
     L, heads, kv_heads, hd = s[S_L], s[S_H], s[S_KV], s[S_HD]
     prompt, gen = s[S_P], s[S_G]
-    c = prompt + (gen + 1.0) / 2.0
+    c = prompt + gen / 2.0
     max_ctx = prompt + gen
     layer_p = s[S_ATTN] + s[S_MLPS]
     seq_fl, seq_kv1, seq_act = _per_sequence(s)
@@ -321,7 +330,14 @@ def _chunk(
                 kvh = kv_heads / tp * max(1.0, min(tp, heads) / kv_heads)
                 head = s[S_HEADMM] if pp > 1 else s[S_HEADP]
                 w_chip = (layers * layer_p + head) / tp * s[S_WSTORE]
-                tp_bw = des[i, D_CBW] if tp <= cps else min(des[i, D_CBW], des[i, D_SBW])
+                # links as perf.simulate.links: inside a server, whole servers, or straddling
+                srv_bw = min(des[i, D_CBW], des[i, D_SBW])
+                if tp <= cps and (cps % tp == 0 or tp * pp <= cps):
+                    tp_bw = des[i, D_CBW]
+                elif tp > cps and tp % cps == 0:
+                    tp_bw = srv_bw
+                else:
+                    tp_bw = srv_bw / 2.0
                 pp_bw = min(des[i, D_CBW], des[i, D_SBW]) if n_srv > 1 else des[i, D_CBW]
                 alpha = des[i, D_ALPHA]
                 ovh = des[i, D_OVH]

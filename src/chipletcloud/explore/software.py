@@ -501,6 +501,17 @@ class EvaluationRun:
         return out
 
 
+def params_for(spec: ModelSpec, params: Params) -> Params:
+    """The run's parameters for one model: a model card's own weight sparsity (Hugging Face
+    compressed-tensors) applies unless the run set a sparsity of its own."""
+    wl = params.preset.workload
+    if spec.weight_sparsity > 0 and wl.sparsity == 0:
+        return params.with_workload(
+            sparsity=spec.weight_sparsity, sparse_format=spec.sparse_format or wl.sparse_format
+        )
+    return params
+
+
 def evaluate_models(
     table: dict[str, np.ndarray],
     specs: list[ModelSpec],
@@ -513,6 +524,6 @@ def evaluate_models(
     step = progress or (lambda _msg: None)
     results = []
     for spec in specs:
-        results.append(search(table, spec, params, fast=fast))
+        results.append(search(table, spec, params_for(spec, params), fast=fast))
         step(spec.name)
     return EvaluationRun(table, params, results, portfolio(results, table))

@@ -122,11 +122,25 @@ def evaluate_chips(
         out["sram_crossbar_area_mm2"] = (
             tech.sram_crossbar_mm2_per_kbit2 * sram_kbit_per_cycle(bw, tech) ** 2
         )
+    elif sram_area_model == "ccmem":
+        from chipletcloud.models.ccmem import ParamsCCMEM, sram_capacity_ccmem
+
+        cap, parts = sram_capacity_ccmem(out["sram_area_mm2"], bw, tech.clock_ghz)
+        out["sram_macro_area_mm2"] = parts["macro_area_mm2"]
+        out["sram_crossbar_area_mm2"] = parts["crossbar_area_mm2"]
+        out["sram_decoder_area_mm2"] = parts["decoder_area_mm2"]
+        out["sram_bank_groups"] = parts["bank_groups"]
+        # the decoders run on every dense byte delivered (Load-as-Dense): their power at the
+        # design bandwidth is charged to the chip (ccmem card: decoder energy per dense byte)
+        decoder_pj = ParamsCCMEM.default().decoder_energy_pj_per_byte
+        out["decoder_power_w"] = bw * decoder_pj * 1e-12
     else:
         from chipletcloud.errors import InputError
 
-        raise InputError("sram_area_model", sram_area_model, "linear, bandwidth_aware")
+        raise InputError("sram_area_model", sram_area_model, "linear, bandwidth_aware, ccmem")
     out.update(chip_power_w(flops, tech))
+    if "decoder_power_w" in out:
+        out["chip_tdp_w"] = out["chip_tdp_w"] + out["decoder_power_w"]
     out.update(
         die_area_mm2=a,
         operational_intensity=oi.copy(),

@@ -55,7 +55,13 @@ __all__ = [
     "load_model",
 ]
 
-PositiveInt = Annotated[int, Field(gt=0)]
+#: Upper bounds of the shape counts: far beyond any real model, low enough that every count and
+#: product stays a finite float and the mapping search stays small (its pipeline degrees are the
+#: divisors of the layer count).
+MAX_COUNT = 10**12
+MAX_LAYERS = 100_000
+PositiveInt = Annotated[int, Field(gt=0, le=MAX_COUNT)]
+LayerCount = Annotated[int, Field(gt=0, le=MAX_LAYERS)]
 
 
 def _input_error(exc: ValidationError, rename: Mapping[str, str] | None = None) -> InputError:
@@ -91,7 +97,7 @@ class _Strict(BaseModel):
 class PaperShape(_Strict):
     """The simplified shape the Chiplet Cloud authors configured (REFERENCE.md section 9)."""
 
-    num_layers: PositiveInt
+    num_layers: LayerCount
     hidden_size: PositiveInt
     num_attention_heads: PositiveInt
     num_key_value_heads: PositiveInt
@@ -135,7 +141,7 @@ class ModelSpec(_Strict):
 
     name: str
     source: str
-    num_layers: PositiveInt
+    num_layers: LayerCount
     hidden_size: PositiveInt
     num_attention_heads: PositiveInt
     num_key_value_heads: PositiveInt
@@ -144,19 +150,22 @@ class ModelSpec(_Strict):
     gated_mlp: bool
     vocab_size: PositiveInt
     tie_word_embeddings: bool
-    max_position_embeddings: int | None = Field(default=None, gt=0)
-    num_experts: int = Field(default=0, ge=0)
-    num_experts_per_tok: int = Field(default=0, ge=0)
-    moe_intermediate_size: int | None = Field(default=None, gt=0)
-    num_dense_layers: int = Field(default=0, ge=0)
-    num_shared_experts: int = Field(default=0, ge=0)
+    max_position_embeddings: int | None = Field(default=None, gt=0, le=MAX_COUNT)
+    num_experts: int = Field(default=0, ge=0, le=MAX_COUNT)
+    num_experts_per_tok: int = Field(default=0, ge=0, le=MAX_COUNT)
+    moe_intermediate_size: int | None = Field(default=None, gt=0, le=MAX_COUNT)
+    num_dense_layers: int = Field(default=0, ge=0, le=MAX_LAYERS)
+    num_shared_experts: int = Field(default=0, ge=0, le=MAX_COUNT)
     attention_bias: bool
     mlp_bias: bool
     norm: Literal["layernorm", "rmsnorm"]
     position: Literal["learned", "rotary", "alibi", "relative"]
     paper_shape: PaperShape | None = None
+    # Weight sparsity the model ships with (Hugging Face compressed-tensors sparsity_config).
+    weight_sparsity: float = Field(default=0.0, ge=0.0, lt=1.0)
+    sparse_format: Literal["value_index", "bitmask", "nm24", "dense"] | None = None
     # Refinements for exact counts (see the class docstring).
-    embedding_dim: int | None = Field(default=None, gt=0)
+    embedding_dim: int | None = Field(default=None, gt=0, le=MAX_COUNT)
     embedding_norm: bool = False
     norms_per_layer: int = Field(default=2, ge=0, le=3)
     final_norm: bool = True
@@ -579,7 +588,7 @@ def _read_config(config: dict | str | Path) -> tuple[dict[str, Any], str | None]
         path = path / "config.json"
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         raise InputError("config", str(config), "a path to a readable config.json file") from None
     try:
         data = json.loads(text)
@@ -702,7 +711,42 @@ def _parse_hf(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         out["norm_bias"] = False
     out.update(_layout(c, model_type, d))
     out.update(_moe(c, model_type))
+    out.update(_sparsity(c))
     return out, c.origin
+
+
+#: compressed-tensors sparsity formats -> chipletcloud.sparsity formats
+_CT_FORMATS = {"sparse-bitmask": "bitmask", "sparse-24-bitmask": "nm24", "dense": None}
+
+
+def _sparsity(c: _Config) -> dict[str, Any]:
+    """Weight sparsity from a compressed-tensors ``sparsity_config`` (top level, or inside
+    ``quantization_config`` / ``compression_config``): ``sparsity_structure`` "2:4" -> the 2:4
+    format at 50%; "unstructured" with ``format`` "sparse-bitmask" -> the bitmask format at
+    ``global_sparsity``. Absent or dense: no sparsity."""
+    for prefix in (
+        "sparsity_config",
+        "quantization_config.sparsity_config",
+        "compression_config.sparsity_config",
+    ):
+        if c.has(f"{prefix}.format") or c.has(f"{prefix}.sparsity_structure"):
+            break
+    else:
+        return {}
+    fmt = c.get(f"{prefix}.format", "dense")
+    structure = str(c.get(f"{prefix}.sparsity_structure", "unstructured"))
+    if fmt not in _CT_FORMATS:
+        raise InputError(f"{prefix}.format", fmt, ", ".join(_CT_FORMATS))
+    if _CT_FORMATS[fmt] is None or structure == "0:0":
+        return {}
+    if structure == "2:4" or _CT_FORMATS[fmt] == "nm24":
+        c.origin["weight_sparsity"] = f"{prefix}.sparsity_structure"
+        return {"weight_sparsity": 0.5, "sparse_format": "nm24"}
+    value = c.get(f"{prefix}.global_sparsity")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise InputError(f"{prefix}.global_sparsity", value, "a fraction in [0, 1)")
+    c.origin["weight_sparsity"] = f"{prefix}.global_sparsity"
+    return {"weight_sparsity": float(value), "sparse_format": _CT_FORMATS[fmt]}
 
 
 def _kv_heads(c: _Config, model_type: str, heads: int) -> int:

@@ -83,13 +83,21 @@ def ring_allreduce_s(nbytes, n, bw, alpha, dims=1.0):
     return np.where(n > 1, 2.0 * (n - 1.0) / n * nbytes / bw + steps * alpha, 0.0)
 
 
-def links(system: System, servers, tp):
-    """(tensor-group link bandwidth, stage-transfer link bandwidth) in B/s."""
-    tp_bw = np.where(
-        tp <= system.chips_per_server,
-        system.chip_link_bw,
-        np.minimum(system.chip_link_bw, system.server_link_bw),
-    )
+def links(system: System, servers, tp, pp=1):
+    """(tensor-group link bandwidth, stage-transfer link bandwidth) in B/s.
+
+    Chips are numbered server by server and stage s holds chips s tp .. s tp + tp - 1. A group
+    that fits whole in a server (tp divides the chips of a server, or all stages fit one server)
+    rings over chip links; a group of whole servers rings over the server link; a group that
+    straddles a server boundary rings over a server uplink it shares with the neighbouring
+    group's ring, so at half the server link (found by the event-level simulation, perf/des.py).
+    """
+    cps = system.chips_per_server
+    tp = np.asarray(tp, float)
+    inside = (tp <= cps) & ((np.mod(cps, tp) == 0) | (tp * np.asarray(pp, float) <= cps))
+    whole = (tp > cps) & (np.mod(tp, cps) == 0)
+    server = np.minimum(system.chip_link_bw, system.server_link_bw)
+    tp_bw = np.where(inside, system.chip_link_bw, np.where(whole, server, server / 2.0))
     pp_bw = np.where(
         np.asarray(servers) > 1,
         np.minimum(system.chip_link_bw, system.server_link_bw),
@@ -150,7 +158,9 @@ def layer_ops(
     local scores, the two ``norms``, the MLP ``activation``) read and write activations at the
     memory bandwidth. Every op adds ``op_overhead_s`` per kernel it launches (:data:`LAYER_OPS`).
     ``latency_model="v1"`` (REFERENCE.md s7): matmuls take compute time only, at a systolic-array
-    utilisation min(rows / side, 1); attention, element-wise ops and memory traffic are ignored.
+    utilisation min(rows x columns / side^2, 1) (the MACs a matmul of ``rows`` inputs and the
+    chip's slice of output columns can keep busy); attention, element-wise ops and memory traffic
+    are ignored.
     """
     tp = np.asarray(tp, float)
     f = system.flops * system.flops_eff
@@ -162,9 +172,9 @@ def layer_ops(
     side = systolic_side(system.flops)
     zero = 0.0 * rows * tp * f
 
-    def mm(flops, nbytes):
-        if v1:
-            t = flops / (f * np.minimum(rows / side, 1.0))
+    def mm(flops, nbytes, cols):
+        if v1:  # busy MACs: rows x output columns of the chip's slice, out of side^2
+            t = flops / (f * np.minimum(rows * cols / side**2, 1.0))
             return t, t, zero
         return np.maximum(flops / f, nbytes / bw), flops / f, nbytes / bw
 
@@ -182,16 +192,16 @@ def layer_ops(
     att_flops = 4.0 * hd * local_heads * pairs
     att_bytes = 2.0 * kv_tokens * hd * kv_heads_per_chip(shape, tp) * kvb
     parts = {
-        "qkv": mm(2 * rows * qkv_p, qkv_p * wb),
+        "qkv": mm(2 * rows * qkv_p, qkv_p * wb, (q + 2 * kvw) / tp),
         "attention": (zero, zero, zero)
         if v1
         else (np.maximum(att_flops / f, att_bytes / bw), att_flops / f, att_bytes / bw),
         "softmax": elementwise(2.0 * pairs * local_heads * ab),
-        "out_proj": mm(2 * rows * o_p, o_p * wb),
+        "out_proj": mm(2 * rows * o_p, o_p * wb, d),
         "norms": elementwise(2.0 * 2.0 * rows * d * ab),
-        "mlp_in": mm(2 * rows * mlp_tok * s_in, mlp_rd * s_in * wb),
+        "mlp_in": mm(2 * rows * mlp_tok * s_in, mlp_rd * s_in * wb, mlp_tok * s_in / d),
         "activation": elementwise(rows * shape.mlp_params_per_token / d / tp * ab),
-        "mlp_out": mm(2 * rows * mlp_tok * (1 - s_in), mlp_rd * (1 - s_in) * wb),
+        "mlp_out": mm(2 * rows * mlp_tok * (1 - s_in), mlp_rd * (1 - s_in) * wb, d),
     }
     out: dict[str, np.ndarray] = {}
     for op, (t, c, mem) in parts.items():
@@ -225,7 +235,7 @@ def stage_ops(
         system, shape, wl, tp=tp, micro_batch=micro_batch, phase=phase, latency_model=latency_model
     )
     layers = stage_layers(shape.num_layers, pp, wl.units_per_layer)
-    tp_bw, pp_bw = links(system, servers, tp)
+    tp_bw, pp_bw = links(system, servers, tp, pp)
     rows, _, _ = phase_rows(wl, micro_batch, phase)
     out: dict[str, np.ndarray] = {}
     groups = {
@@ -247,7 +257,9 @@ def stage_ops(
     head_p = shape.head_matmul_params / tp
     f = system.flops * system.flops_eff
     if latency_model == "v1":
-        t_head = 2 * m * head_p / (f * np.minimum(m / systolic_side(system.flops), 1.0))
+        cols = shape.head_matmul_params / shape.hidden / tp
+        util = np.clip(m * cols / systolic_side(system.flops) ** 2, 1e-30, 1.0)
+        t_head = 2 * m * head_p / (f * util)
     else:
         t_head = np.maximum(
             2 * m * head_p / f, head_p * wl.weight_bytes / (system.mem_bw * system.mem_eff)

@@ -135,9 +135,11 @@ class Workload:
 
     @property
     def mean_decode_context(self) -> float:
-        """Mean KV length over the generated tokens: prompt + (output - 1) / 2 cached tokens plus
-        the new one. Per-token times are evaluated at this context (attention is linear in it)."""
-        return self.prompt_tokens + (self.output_tokens + 1) / 2.0
+        """Mean keys a decode step attends: the steps after the prefill make tokens 2..output and
+        the one making token t + 1 attends prompt + t keys, so the mean is prompt + output / 2.
+        Per-token times are evaluated at this context (the event-level simulation, which grows
+        the context step by step, agrees to within the non-linearity of max(compute, memory))."""
+        return self.prompt_tokens + self.output_tokens / 2.0
 
     @property
     def max_context(self) -> int:

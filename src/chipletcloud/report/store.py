@@ -15,7 +15,20 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-PACKAGES = ("chipletcloud", "numpy", "numba", "duckdb", "pyarrow", "pydantic", "scipy", "typer")
+PACKAGES = (
+    "chipletcloud",
+    "numpy",
+    "numba",
+    "duckdb",
+    "pyarrow",
+    "pydantic",
+    "scipy",
+    "typer",
+    "simpy",
+    "matplotlib",
+    "plotly",
+    "jinja2",
+)
 
 
 def versions() -> dict[str, str]:

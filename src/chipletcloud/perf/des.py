@@ -1,0 +1,764 @@
+"""Event-level (discrete-event) simulation of ONE mapped Chiplet Cloud design point, to check the
+analytic inference model (:mod:`chipletcloud.perf.simulate`, REFERENCE.md s6) against a finer one.
+
+No Chiplet Cloud exists to measure (VALIDATION.md, "What none of these cover"), so the analytic
+latency and throughput are compared with this slower, more detailed model of the same mapped
+system, built on ``simpy``. The per-op costs are the analytic ones
+(:func:`~chipletcloud.perf.simulate.layer_ops`); what is added is where the chips sit, which link
+every transfer uses, who shares a link, and the actual timing of the pipeline.
+
+What is modelled
+----------------
+* **Placement.** Chips are numbered server by server (chip ``c`` sits in server
+  ``c // chips_per_server``); pipeline stage ``s`` owns chips ``s tp .. s tp + tp - 1`` (``tp`` as
+  in :func:`~chipletcloud.perf.simulate.tensor_degree`; left-over chips idle). A tensor group can
+  straddle a server boundary even when ``tp <= chips_per_server``, and a stage boundary may or may
+  not be a server boundary: both follow from ``tp`` and ``chips_per_server``.
+* **Links.** Chips of one server talk over dedicated chip-to-chip links (``chip_link_bw``, never
+  shared). Every server has ONE uplink to the server network with an egress and an ingress
+  direction ("ports", ``min(chip_link_bw, server_link_bw)`` each). A ring of ``tp`` chips in chip
+  order crosses servers at every server change along the ring plus the closing hop (last chip back
+  to the first); each crossing uses the source server's egress and the destination's ingress. A
+  stage transfer goes from the last chip of stage ``s`` to the first of stage ``s + 1`` (server
+  link when they sit in different servers, chip link otherwise); after the last stage the next
+  tokens' embeddings (``micro_batch x hidden`` values) go back to stage 0: the analytic model's
+  ``pp``-th transfer.
+* **Contention.** A port used by two flows that can be active at the same time (the rings of two
+  stages whose chips share a server, or a ring and a stage transfer) is shared. ``port_policy``:
+  ``"ordered"`` (default) = one flow at a time per port direction, FIFO (a capacity-1 resource):
+  a flow takes its shared ports one by one in a global order (no deadlock) and holds them for its
+  whole duration; ``"fair"`` = processor sharing: a port's bandwidth is split equally among the
+  flows crossing it, a flow runs at its smallest share, startup latencies are not shared. Ports used
+  by a single flow are never waited for.
+* **Work.** A stage serves one micro-batch at a time, FIFO. Inside a stage, layer by layer, the ops
+  of :func:`~chipletcloud.perf.simulate.layer_ops` in Megatron order: norm, QKV, attention,
+  softmax, output projection, all-reduce; norm, MLP in, activation, MLP out, all-reduce. Each op's
+  compute and memory phases run on two overlapped engines and the op ends when both are done, i.e.
+  ``max(compute, memory)`` + kernel overhead (no double-buffered tiles). An all-reduce is
+  ``2 (tp - 1)`` ring steps of ``n / tp`` bytes + startup; the hops of a step run in parallel and
+  the step ends with the slowest, so a ring takes ``2 (tp - 1) (n / tp / BW + alpha)`` with BW its
+  slowest hop (server link once it crosses a server, chip link otherwise). The LM head runs on the
+  last stage only.
+* **Transfers** overlap the stage's next micro-batch (``overlap_transfers=True``, default: the
+  link's DMA engine sends while the chips compute) or hold the stage's chips until sent (``False``:
+  the analytic model's serial ``T_s`` = compute + transfer).
+* **Schedule.** Prefill of all micro-batches first (``micro_batch x prompt`` rows, causal
+  attention), then decode token by token at the actual context: the step producing token ``t + 1``
+  attends ``prompt + t`` keys, ``t = 1 .. output_tokens - 1``. Micro-batches cycle through the
+  pipeline in the DeepSpeed-Inference order: micro-batch k's next token enters stage 0 only after
+  its previous token left the last stage and came back to stage 0.
+
+Measured: ``prefill_s`` (the last micro-batch's first token leaves the last stage), ``tpot_s`` (the
+decode time after that over ``output_tokens - 1``: the mean time per generated token of the batch)
+and ``throughput_tokens_per_s`` = batch x output_tokens / (prefill + decode).
+
+Aggregation and sampling (about 1 s per design point)
+------------------------------------------------------
+* A stage whose ring ports are shared with no other flow can be delayed by nothing but its own
+  FIFO, so its visit is ONE timeout of the exact summed duration (layers/pp x (the two compute
+  segments + the two all-reduces) + LM head). Stages with a shared port run layer by layer, each
+  all-reduce taking its ports; between two all-reduces the ops are one timeout (nothing inside a
+  chip is shared). A ring is one flow for its whole all-reduce, not one per ring step.
+* Decode steps: when the estimated events of all ``output_tokens - 1`` steps exceed
+  ``event_budget``, windows of ``w`` (3..8) consecutive steps are simulated, in sequence and each at
+  its true context (the pipeline carries its state from window to window): the first ``3 + w``
+  steps (the refill after the prefill is transient), evenly spaced middle windows and the last
+  ``w + 1`` (the final step drains the pipeline). Skipped steps are interpolated linearly between
+  the windows' mean step times; exact when the step time is affine in the context (attention and
+  softmax are linear in it) and the pattern of waits repeats.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import simpy
+
+from chipletcloud.perf.simulate import (
+    layer_ops,
+    ring_allreduce_s,
+    simulate,
+    stage_ops,
+    tensor_degree,
+)
+from chipletcloud.perf.workload import LayerShape, System, Workload
+
+SOURCE = "event-level simulation (perf/des.py)"
+
+#: Default event budget of one design point (about 1 s of simpy on one core).
+EVENT_BUDGET = 400_000
+
+_SEG1 = ("qkv", "attention", "softmax", "out_proj")
+_SEG2 = ("mlp_in", "activation", "mlp_out")
+
+
+def _one_row(system: System) -> System:
+    """``system`` as a one-row System (accepts a ``take`` row or plain floats)."""
+    vals = {f.name: np.asarray(getattr(system, f.name), float).reshape(-1) for f in fields(system)}
+    sizes = {v.size for v in vals.values()}
+    if sizes != {1}:
+        raise ValueError("the event-level simulation takes one design point (a one-row System)")
+    return System(**vals)
+
+
+def _f(x) -> float:
+    return float(np.asarray(x, float).reshape(-1)[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# placement
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where every stage sits and which ports its flows use.
+
+    ``ring_crossings[s]`` = the (source server, destination server) hops of stage ``s``'s ring that
+    cross servers; ``tx_crossing[s]`` = the (source, destination) servers of the transfer leaving
+    stage ``s`` (to ``s + 1``, or back to stage 0 from the last) or None when it stays in a server
+    (or ``pp == 1``). ``ring_shared[s]`` / ``tx_shared[s]`` = the ports (``(server, "out"|"in")``)
+    of that flow that another flow may use at the same time."""
+
+    pp: int
+    tp: int
+    chips_per_server: int
+    ring_crossings: tuple[tuple[tuple[int, int], ...], ...]
+    tx_crossing: tuple[tuple[int, int] | None, ...]
+    ring_shared: tuple[tuple[tuple[int, str], ...], ...]
+    tx_shared: tuple[tuple[tuple[int, str], ...], ...]
+
+    @property
+    def contended_stages(self) -> int:
+        return sum(1 for p in self.ring_shared if p)
+
+
+def _ports(hops) -> set[tuple[int, str]]:
+    out: set[tuple[int, str]] = set()
+    for a, b in hops:
+        out.add((a, "out"))
+        out.add((b, "in"))
+    return out
+
+
+def layout(
+    pp: int, tp: int, chips_per_server: int, overlap_transfers: bool = True, contention: bool = True
+) -> Layout:
+    """Placement of ``pp`` stages of ``tp`` chips on servers of ``chips_per_server`` chips.
+    ``contention=False`` marks no port as shared (every flow runs at its link's speed)."""
+    cps = int(chips_per_server)
+
+    def server(c: int) -> int:
+        return c // cps
+
+    rings, txs = [], []
+    for s in range(pp):
+        a, b = s * tp, s * tp + tp - 1
+        sa, sb = server(a), server(b)
+        hops = [(i, i + 1) for i in range(sa, sb)] + ([(sb, sa)] if sb > sa else [])
+        rings.append(tuple(hops))
+        if pp > 1:
+            dst = 0 if s == pp - 1 else (s + 1) * tp
+            txs.append((server(b), server(dst)) if server(b) != server(dst) else None)
+        else:
+            txs.append(None)
+    # owners of each port; ("ar", s) and ("tx", s) exclude each other when a stage holds its chips
+    # during its own transfer
+    owners: dict[tuple[int, str], set[tuple[str, int]]] = {}
+    for s in range(pp):
+        for p in _ports(rings[s]):
+            owners.setdefault(p, set()).add(("ar", s))
+        if txs[s] is not None:
+            for p in _ports([txs[s]]):
+                owners.setdefault(p, set()).add(("tx", s))
+
+    def shared(p, me) -> bool:
+        if not contention:
+            return False
+        for o in owners[p]:
+            if o == me:
+                continue
+            if not overlap_transfers and o[1] == me[1]:
+                continue  # the same stage's ring and transfer never overlap
+            return True
+        return False
+
+    ring_shared = tuple(
+        tuple(sorted(p for p in _ports(rings[s]) if shared(p, ("ar", s)))) for s in range(pp)
+    )
+    tx_shared = tuple(
+        tuple(sorted(p for p in _ports([txs[s]]) if shared(p, ("tx", s))))
+        if txs[s] is not None
+        else ()
+        for s in range(pp)
+    )
+    return Layout(pp, tp, cps, tuple(rings), tuple(txs), ring_shared, tx_shared)
+
+
+# --------------------------------------------------------------------------------------------------
+# durations
+
+
+def _phase_times(system, shape, wl, *, tp, micro_batch, contexts, latency_model):
+    """Per phase index j (0 = prefill, 1.. = decode at ``contexts``): (segment 1, segment 2,
+    all-reduce bytes, stage-transfer rows) of one layer on one chip."""
+    pre = layer_ops(
+        system,
+        shape,
+        wl,
+        tp=tp,
+        micro_batch=micro_batch,
+        phase="prefill",
+        latency_model=latency_model,
+    )
+    out = [_segments(pre, 0) + (micro_batch * wl.prompt_tokens,)]
+    if len(contexts):
+        # decode at context c: a workload whose mean decode context is c (prompt c - 1/2, 1 token)
+        wl_c = replace(wl, prompt_tokens=np.asarray(contexts, float) - 0.5, output_tokens=1)
+        dec = layer_ops(
+            system,
+            shape,
+            wl_c,
+            tp=tp,
+            micro_batch=micro_batch,
+            phase="decode",
+            latency_model=latency_model,
+        )
+        for j in range(len(contexts)):
+            out.append(_segments(dec, j) + (float(micro_batch),))
+    return out
+
+
+def _segments(ops, j):
+    def v(key):
+        a = np.asarray(ops[key], float).reshape(-1)
+        return float(a[j] if a.size > 1 else a[0])
+
+    seg1 = 0.5 * v("norms") + sum(v(k) for k in _SEG1)
+    seg2 = 0.5 * v("norms") + sum(v(k) for k in _SEG2)
+    return seg1, seg2, v("allreduce_bytes")
+
+
+# --------------------------------------------------------------------------------------------------
+# the simulation
+
+
+class _Inbox:
+    """FIFO of work items for one process; wakes it when an item arrives."""
+
+    __slots__ = ("items", "waiter")
+
+    def __init__(self):
+        self.items: deque = deque()
+        self.waiter = None
+
+    def put(self, item):
+        self.items.append(item)
+        if self.waiter is not None:
+            w, self.waiter = self.waiter, None
+            w.succeed()
+
+
+class _Port:
+    """One direction of a server's uplink under the ``ordered`` policy: one flow at a time, FIFO
+    (a capacity-1 resource that, unlike ``simpy.Resource``, costs no event when it is free)."""
+
+    __slots__ = ("busy", "queue")
+
+    def __init__(self):
+        self.busy = False
+        self.queue: deque = deque()
+
+
+class _Flow:
+    __slots__ = ("ports", "left", "rate", "since", "done", "version")
+
+    def __init__(self, ports, work, done):
+        self.ports = ports
+        self.left = work  # seconds of transmission left at the full port bandwidth
+        self.rate = 0.0  # share of the port bandwidth it gets now
+        self.since = 0.0
+        self.done = done
+        self.version = 0
+
+
+class _FairNetwork:
+    """Processor sharing of the shared ports: a port's bandwidth is split equally among the flows
+    crossing it and a flow runs at its smallest share, min over its ports of 1 / (flows on the
+    port). At every flow arrival and departure the rates of the flows sharing a port with it are
+    updated (their remaining work carried over) and their completions rescheduled."""
+
+    def __init__(self, env: simpy.Environment):
+        self.env = env
+        self.users: dict[object, set[_Flow]] = {}
+
+    def start(self, ports, work: float) -> simpy.Event:
+        f = _Flow(ports, work, self.env.event())
+        f.since = self.env.now
+        for p in ports:
+            self.users.setdefault(p, set()).add(f)
+        self._rebalance(f.ports)
+        return f.done
+
+    def _rebalance(self, ports) -> None:
+        now = self.env.now
+        flows = set().union(*(self.users[p] for p in ports))
+        for f in flows:
+            f.left = max(f.left - f.rate * (now - f.since), 0.0)
+            f.since = now
+            f.rate = min(1.0 / len(self.users[p]) for p in f.ports)
+            f.version += 1
+            ev = self.env.timeout(f.left / f.rate)
+            ev.callbacks.append(lambda _e, f=f, v=f.version: self._maybe_finish(f, v))
+
+    def _maybe_finish(self, f: _Flow, version: int) -> None:
+        if version != f.version:
+            return  # rescheduled since
+        f.left, f.rate = 0.0, 0.0
+        for p in f.ports:
+            self.users[p].discard(f)
+        f.done.succeed()
+        self._rebalance(f.ports)
+
+
+@dataclass
+class DesResult:
+    """What one event-level run measured."""
+
+    prefill_s: float
+    tpot_s: float
+    total_s: float
+    throughput_tokens_per_s: float
+    decode_steps: int
+    steps_simulated: int
+    events: int
+    wall_s: float
+    port_wait_s: float
+    contended_stages: int
+    step_times_s: np.ndarray
+    step_index: np.ndarray
+
+    @property
+    def exact(self) -> bool:
+        """Every decode step simulated (no interpolation)."""
+        return self.steps_simulated == self.decode_steps
+
+
+#: Decode steps after the prefill that are still transient (pipeline refilling after the prefill).
+_TRANSIENT = 3
+
+
+def _pick_steps(n_steps: int, per_step: float, budget: float) -> np.ndarray:
+    """Decode steps (1-based) to simulate: all when affordable, else windows of ``w`` consecutive
+    steps: the head (the transient + ``w``), evenly spaced middle windows and the tail (``w`` + the
+    final step, which drains the pipeline)."""
+    if n_steps <= 0:
+        return np.zeros(0, int)
+    affordable = int(budget // max(per_step, 1.0)) - 1
+    if affordable >= n_steps:
+        return np.arange(1, n_steps + 1)
+    w = min(max(affordable // 8, 3), 8)
+    head = np.arange(1, _TRANSIENT + w + 1)
+    tail = np.arange(n_steps - w, n_steps + 1)
+    k = max((affordable - len(head) - len(tail)) // w, 1)
+    centers = np.round(np.linspace(head[-1], tail[0], k + 2)[1:-1]).astype(int)
+    mids = [np.arange(c - w // 2, c - w // 2 + w) for c in centers]
+    steps = np.unique(np.concatenate([head, *mids, tail]))
+    return steps[(steps >= 1) & (steps <= n_steps)]
+
+
+def _decode_total(steps: np.ndarray, dt: np.ndarray, n_steps: int) -> float:
+    """Decode time of all ``n_steps`` steps from the simulated ones: their own times, plus the
+    skipped steps linearly interpolated between anchors (the mean step and mean time of each run of
+    consecutive simulated steps, leaving out the head's transient and the final draining step)."""
+    if len(steps) == n_steps:
+        return float(dt.sum())
+    breaks = np.flatnonzero(np.diff(steps) > 1) + 1
+    at, ad = [], []
+    for run in np.split(np.arange(len(steps)), breaks):
+        t, d = steps[run], dt[run]
+        if t[0] == 1 and len(t) > _TRANSIENT:
+            t, d = t[_TRANSIENT:], d[_TRANSIENT:]
+        if t[-1] == n_steps and len(t) > 1:
+            t, d = t[:-1], d[:-1]
+        at.append(t.mean())
+        ad.append(d.mean())
+    skipped = np.setdiff1d(np.arange(1, n_steps + 1), steps)
+    return float(dt.sum() + np.interp(skipped, at, ad).sum())
+
+
+def simulate_des(
+    system: System,
+    shape: LayerShape,
+    wl: Workload,
+    *,
+    servers,
+    pp,
+    batch,
+    micro_batch,
+    overlap_transfers: bool = True,
+    contention: bool = True,
+    port_policy: str = "ordered",
+    event_budget: float = EVENT_BUDGET,
+    latency_model: str = "isca24",
+) -> DesResult:
+    """Event-level run of one design point (see the module docstring). ``contention=False`` lets
+    every flow use its links as if alone (to isolate the effect of shared server ports)."""
+    t_wall = time.perf_counter()
+    if port_policy not in ("ordered", "fair"):
+        raise ValueError(f"port_policy must be 'ordered' or 'fair', got {port_policy!r}")
+    system = _one_row(system)
+    servers, pp, batch, m = int(_f(servers)), int(_f(pp)), int(_f(batch)), int(_f(micro_batch))
+    cps = int(_f(system.chips_per_server))
+    tp = int(_f(tensor_degree(servers, cps, pp)))
+    if tp < 1 or shape.num_layers % pp or batch % m:
+        raise ValueError(f"invalid mapping: servers={servers} pp={pp} batch={batch} mb={m}")
+    n_mb = batch // m
+    g = int(wl.output_tokens)
+    lay = layout(pp, tp, cps, overlap_transfers, contention)
+    layers = shape.num_layers // pp
+    chip_bw = _f(system.chip_link_bw)
+    srv_bw = min(chip_bw, _f(system.server_link_bw))
+    alpha = _f(system.link_startup_s)
+    act = wl.act_bytes * shape.hidden
+
+    # events per step, to pick the decode steps to simulate
+    ev_stage = []
+    for s in range(pp):
+        ev = 2 + (2 if pp > 1 else 0)
+        if lay.ring_shared[s]:
+            ev += layers * 4
+        ev_stage.append(ev)
+    per_step = n_mb * sum(ev_stage)
+    steps = _pick_steps(g - 1, per_step, event_budget)
+    contexts = wl.prompt_tokens + steps
+    seg = _phase_times(
+        system,
+        shape,
+        wl,
+        tp=float(tp),
+        micro_batch=float(m),
+        contexts=contexts,
+        latency_model=latency_model,
+    )
+    head = _f(
+        stage_ops(
+            system,
+            shape,
+            wl,
+            servers=servers,
+            pp=pp,
+            tp=float(tp),
+            micro_batch=float(m),
+            phase="decode",
+            latency_model=latency_model,
+        )["lm_head"]
+    )
+    nj = len(seg)
+    ar_bw = [srv_bw if lay.ring_crossings[s] else chip_bw for s in range(pp)]
+    ar_lat = 2.0 * (tp - 1) * alpha
+    ar_t = [
+        [_f(ring_allreduce_s(seg[j][2], tp, ar_bw[s], alpha)) for j in range(nj)] for s in range(pp)
+    ]
+    tx_bw = [srv_bw if lay.tx_crossing[s] else chip_bw for s in range(pp)]
+    tx_t = []
+    for s in range(pp):
+        if pp == 1:
+            tx_t.append([0.0] * nj)
+        elif s == pp - 1:  # the next tokens back to stage 0: micro_batch rows in every phase
+            tx_t.append([m * act / tx_bw[s] + alpha] * nj)
+        else:
+            tx_t.append([seg[j][3] * act / tx_bw[s] + alpha for j in range(nj)])
+    visit_t = [
+        [
+            layers * (seg[j][0] + seg[j][1] + 2 * ar_t[s][j]) + (head if s == pp - 1 else 0.0)
+            for j in range(nj)
+        ]
+        for s in range(pp)
+    ]
+
+    env = simpy.Environment()
+    ports = {p: _Port() for ps in lay.ring_shared + lay.tx_shared for p in ps}
+    ring_ports = [[ports[p] for p in ps] for ps in lay.ring_shared]
+    tx_ports = [[ports[p] for p in ps] for ps in lay.tx_shared]
+    stats = {"wait": 0.0}
+    finish = np.zeros(nj)  # last micro-batch leaving the last stage, per phase index
+    stage_in = [_Inbox() for _ in range(pp)]
+    link_in = [_Inbox() for _ in range(pp)]
+
+    network = _FairNetwork(env)
+
+    def hold(plist, dur, lat):
+        """A flow through shared ports: ``dur`` alone, of which ``lat`` is startup latency."""
+        t0 = env.now
+        if port_policy == "fair":
+            if dur > lat:
+                yield network.start(plist, dur - lat)
+            if lat > 0:
+                yield env.timeout(lat)
+            stats["wait"] += env.now - t0 - dur
+            return
+        # ordered: take the ports one by one in a global order (no deadlock), FIFO per port,
+        # holding those already taken while waiting for the next; hold them for the whole flow
+        for port in plist:
+            if port.busy:
+                ev = env.event()
+                port.queue.append(ev)
+                yield ev  # the releasing flow hands the port over
+            else:
+                port.busy = True
+        stats["wait"] += env.now - t0
+        yield env.timeout(dur)
+        for port in plist:
+            if port.queue:
+                port.queue.popleft().succeed()
+            else:
+                port.busy = False
+
+    def deliver(s, mb, j):
+        if s < pp - 1:
+            stage_in[s + 1].put((mb, j))
+        elif j + 1 < nj:
+            stage_in[0].put((mb, j + 1))
+
+    def transfer(s, mb, j):
+        if tx_ports[s]:
+            yield from hold(tx_ports[s], tx_t[s][j], alpha)
+        else:
+            yield env.timeout(tx_t[s][j])
+        deliver(s, mb, j)
+
+    def stage(s):
+        box = stage_in[s]
+        rp = ring_ports[s]
+        last = s == pp - 1
+        while True:
+            while not box.items:
+                box.waiter = env.event()
+                yield box.waiter
+            mb, j = box.items.popleft()
+            if rp:
+                a, s1, s2 = ar_t[s][j], seg[j][0], seg[j][1]
+                for _ in range(layers):
+                    yield env.timeout(s1)
+                    yield from hold(rp, a, ar_lat)
+                    yield env.timeout(s2)
+                    yield from hold(rp, a, ar_lat)
+                if last and head:
+                    yield env.timeout(head)
+            else:
+                yield env.timeout(visit_t[s][j])
+            if last:
+                finish[j] = max(finish[j], env.now)
+            if pp == 1:
+                deliver(s, mb, j)
+            elif overlap_transfers:
+                link_in[s].put((mb, j))
+            else:
+                yield from transfer(s, mb, j)
+
+    def link(s):
+        box = link_in[s]
+        while True:
+            while not box.items:
+                box.waiter = env.event()
+                yield box.waiter
+            mb, j = box.items.popleft()
+            yield from transfer(s, mb, j)
+
+    for s in range(pp):
+        env.process(stage(s))
+        if pp > 1 and overlap_transfers:
+            env.process(link(s))
+    for k in range(n_mb):
+        stage_in[0].put((k, 0))
+    events = 0
+    while True:  # env.run(), counting the events processed
+        try:
+            env.step()
+        except simpy.core.EmptySchedule:
+            break
+        events += 1
+
+    prefill = float(finish[0])
+    dt = np.diff(finish)  # batch time of each simulated decode step
+    if g > 1:
+        decode = _decode_total(steps, dt, g - 1)
+        tpot = decode / (g - 1)
+    else:
+        decode, tpot = 0.0, math.nan
+    total = prefill + decode
+    return DesResult(
+        prefill_s=prefill,
+        tpot_s=tpot,
+        total_s=total,
+        throughput_tokens_per_s=batch * g / total,
+        decode_steps=max(g - 1, 0),
+        steps_simulated=len(steps),
+        events=events,
+        wall_s=time.perf_counter() - t_wall,
+        port_wait_s=stats["wait"],
+        contended_stages=lay.contended_stages,
+        step_times_s=dt,
+        step_index=steps,
+    )
+
+
+def compare_point(
+    system: System,
+    shape: LayerShape,
+    wl: Workload,
+    *,
+    servers,
+    pp,
+    batch,
+    micro_batch,
+    overlap_transfers: bool = True,
+    contention: bool = True,
+    port_policy: str = "ordered",
+    event_budget: float = EVENT_BUDGET,
+    latency_model: str = "isca24",
+) -> dict:
+    """The analytic model and the event-level simulation of one point: ``analytic_<q>``,
+    ``des_<q>`` and ``error_<q>`` (= analytic / DES - 1) for ``q`` in ``tpot_s``, ``prefill_s``,
+    ``throughput_tokens_per_s``; ``analytic_tpot_at_des_context_s`` (the analytic tau at the DES's
+    mean decode context prompt + output/2, which isolates the half-token convention of
+    :attr:`Workload.mean_decode_context`); and the mapping and run statistics."""
+    system = _one_row(system)
+    kw = dict(servers=servers, pp=pp, batch=batch, micro_batch=micro_batch)
+    ana = simulate(system, shape, wl, latency_model=latency_model, **kw)
+    g = wl.output_tokens
+    wl_mid = replace(wl, prompt_tokens=wl.prompt_tokens + g / 2.0 - 0.5, output_tokens=1)
+    ana_mid = simulate(system, shape, wl_mid, latency_model=latency_model, **kw)
+    des = simulate_des(
+        system,
+        shape,
+        wl,
+        overlap_transfers=overlap_transfers,
+        contention=contention,
+        port_policy=port_policy,
+        event_budget=event_budget,
+        latency_model=latency_model,
+        **kw,
+    )
+    out = {
+        "servers": int(_f(servers)),
+        "chips_per_server": int(_f(system.chips_per_server)),
+        "tp": int(_f(ana["tp"])),
+        "pp": int(_f(pp)),
+        "batch": int(_f(batch)),
+        "micro_batch": int(_f(micro_batch)),
+    }
+    for q, dv in (
+        ("tpot_s", des.tpot_s),
+        ("prefill_s", des.prefill_s),
+        ("throughput_tokens_per_s", des.throughput_tokens_per_s),
+    ):
+        av = _f(ana[q])
+        out[f"analytic_{q}"] = av
+        out[f"des_{q}"] = dv
+        out[f"error_{q}"] = av / dv - 1.0 if dv and math.isfinite(dv) else math.nan
+    out["analytic_tpot_at_des_context_s"] = _f(ana_mid["tpot_s"])
+    out.update(
+        des_exact=des.exact,
+        des_steps_simulated=des.steps_simulated,
+        des_events=des.events,
+        des_wall_s=des.wall_s,
+        des_port_wait_s=des.port_wait_s,
+        contended_stages=des.contended_stages,
+    )
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# the phase-2 optima against the event-level model
+
+
+def pick_front_points(front: dict[str, np.ndarray], n_points: int = 3) -> list[tuple[str, int]]:
+    """(label, index) of ``n_points`` points of a cost-sorted Pareto front: the TCO-optimal, the
+    latency-optimal and evenly spaced ones in between."""
+    n = len(front["design"])
+    if n == 0:
+        return []
+    i_tco = int(np.lexsort((front["tpot_s"], front["usd_per_million_tokens"]))[0])
+    i_lat = int(np.lexsort((front["usd_per_million_tokens"], front["tpot_s"]))[0])
+    picks = [("tco", i_tco)]
+    if n_points >= 2 and i_lat != i_tco:
+        picks.append(("latency", i_lat))
+    order = np.argsort(front["usd_per_million_tokens"], kind="stable")
+    k = 1
+    for pos in np.linspace(0, n - 1, max(n_points, 2))[1:-1]:
+        i = int(order[int(round(pos))])
+        if len(picks) >= n_points:
+            break
+        if all(i != j for _, j in picks):
+            picks.append((f"mid{k}", i))
+            k += 1
+    return picks
+
+
+def asic_cases(
+    table: dict[str, np.ndarray],
+    params,
+    models=None,
+    n_points: int = 3,
+    *,
+    overlap_transfers: bool = True,
+    event_budget: float = EVENT_BUDGET,
+    quantities: tuple[str, ...] = ("tpot_s", "throughput_tokens_per_s"),
+    details: list | None = None,
+    fast: bool = True,
+) -> list[dict]:
+    """Validation records of the analytic model against the event-level simulation: for each model
+    (default: the eight paper models) the phase-2 search over ``table``, then its TCO-optimal,
+    latency-optimal and middle Pareto points. One record per point and quantity with ``id, source,
+    quantity, unit, measured`` (DES), ``predicted`` (analytic) and ``error`` (= predicted /
+    measured - 1). ``details``, when given a list, receives each point's :func:`compare_point`
+    dict with ``model``, ``point`` and ``server_id``. ``fast=False`` searches with the numpy
+    reference (no numba compilation: for small tables)."""
+    from chipletcloud.explore import software
+    from chipletcloud.models.llm import PAPER_MODELS, load_model
+
+    units = {"tpot_s": "s/token", "prefill_s": "s", "throughput_tokens_per_s": "tokens/s"}
+    records = []
+    for name in models or PAPER_MODELS:
+        spec = load_model(name)
+        res = software.search(table, spec, params, fast=fast)
+        system, _ = software.system_from_servers(table, params)
+        wl = software.workload(params.preset.workload)
+        f = res.front
+        for label, i in pick_front_points(f, n_points):
+            d = int(f["design"][i])
+            row = compare_point(
+                system.take(np.array([d])),
+                res.shape,
+                wl,
+                servers=f["servers"][i],
+                pp=f["pp"][i],
+                batch=f["batch"][i],
+                micro_batch=f["micro_batch"][i],
+                overlap_transfers=overlap_transfers,
+                event_budget=event_budget,
+                latency_model=params.choices.latency_model,
+            )
+            if details is not None:
+                details.append(
+                    {"model": name, "point": label, "server_id": int(table["server_id"][d])} | row
+                )
+            for q in quantities:
+                meas, pred = row[f"des_{q}"], row[f"analytic_{q}"]
+                records.append(
+                    {
+                        "id": f"des-{name}-{label}-{q}",
+                        "source": SOURCE,
+                        "quantity": q,
+                        "unit": units[q],
+                        "measured": meas,
+                        "predicted": pred,
+                        "error": pred / meas - 1.0,
+                    }
+                )
+    return records

@@ -1,0 +1,215 @@
+"""``chipletcloud reproduce``: the whole evaluation on defaults, its studies, figures and report.
+
+Phase 1 on the default space (``--quick``: ``data/spaces/quick.yaml``), phase 2 for the eight
+paper models, the GPU/TPU comparison, the one shared design, the sparsity study, the design
+studies, the validation suite, then ``summary.json``, the Pareto tables, figures and
+``report.html`` in the output directory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from chipletcloud.config import DATA, config_hash, load_space, resolve
+from chipletcloud.explore import software
+from chipletcloud.explore.hardware import explore_hardware
+from chipletcloud.models.llm import load_model
+from chipletcloud.report.runs import model_dirname
+from chipletcloud.report.store import manifest, write_json, write_parquet
+
+PAPER_MODELS = ("gpt2", "megatron", "gpt3", "gopher", "mtnlg", "bloom", "palm", "llama2-70b")
+#: steps reported to a progress callback
+STEPS = 8 + 10
+
+
+def reproduce(
+    out_dir: Path,
+    preset: str = "isca24",
+    quick: bool = False,
+    models=PAPER_MODELS,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Run everything; write the outputs under ``out_dir``; return the summary."""
+    from chipletcloud.baselines.compare import compare_results
+    from chipletcloud.baselines.validation import validate
+    from chipletcloud.sparsity.capacity import capacity_study
+    from chipletcloud.studies import core as studies
+
+    step = progress or (lambda _msg: None)
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    params = resolve(preset)
+    space = load_space(DATA / "spaces" / "quick.yaml") if quick else load_space()
+    hw = explore_hardware(space, params)
+    table = hw.table
+    cfg = {
+        "space": space.model_dump(),
+        "models": list(models),
+        "quick": quick,
+        **params.config_dict(),
+    }
+    h = config_hash(cfg)
+    write_parquet(table, out_dir / "servers.parquet")
+    step("phase 1")
+
+    results, optimal = {}, {}
+    for name in models:
+        spec = load_model(name)
+        res = software.search(table, spec, software.params_for(spec, params))
+        results[name] = (spec, res)
+        run = software.EvaluationRun(table, params, [res], {})
+        write_parquet(run.front_table(res), out_dir / "fronts" / f"{model_dirname(name)}.parquet")
+        optimal[name] = {
+            "tco_optimal": res.card("tco", table),
+            "latency_optimal": res.card("latency", table),
+            "pareto_points": int(len(res.front["design"])),
+            "evaluated_points": int(res.evaluated),
+        }
+        step(f"phase 2: {name}")
+
+    ordered = [r for _, r in results.values()]
+    compare = compare_results(ordered, table, params)
+    step("baselines")
+    portfolio = software.portfolio(ordered, table)
+
+    gpt3_spec, gpt3 = results.get("gpt3", next(iter(results.values())))
+    gpt3_card = gpt3.card("tco", table)
+    wl = software.workload(params.preset.workload)
+    memory = (
+        gpt3_card["servers"] * gpt3_card["chips_per_server"] * gpt3_card["sram_mb_per_chip"] * 1e6
+    )
+    kv = (
+        gpt3_card["batch"]
+        * wl.max_context
+        * 2.0
+        * gpt3.shape.num_layers
+        * gpt3.shape.kv_width
+        * wl.kv_bytes
+    )
+    sparsity = {
+        "capacity": {"model": gpt3_spec.name, **capacity_study(memory, kv, 0.6, "value_index")},
+        "capacity_by_format": {
+            fmt: capacity_study(memory, kv, s, fmt)["capacity_gain"]
+            for fmt, s in (("value_index", 0.6), ("bitmask", 0.6), ("nm24", 0.5))
+        },
+        "tco_vs_sparsity": studies.sparsity_sweep(table, results, params, k=24 if quick else 64),
+    }
+    step("sparsity")
+
+    st = {}
+    st["die_size"] = studies.die_size_study(table, gpt3_spec, params)
+    step("die size study")
+    st["batch"] = studies.batch_study(table, results, params, k=32 if quick else 128)
+    step("batch study")
+    st["pipeline"] = studies.pipeline_study(table, results, params)
+    step("pipeline study")
+    st["design_choice"] = studies.design_choice_study(table, results, params)
+    step("design choice study")
+    rented = compare["models"].get(gpt3_spec.name, {}).get("baselines", {}).get("a100-80gb-rented")
+    if rented is not None:
+        st["nre"] = studies.nre_study(gpt3_card, rented["usd_per_million_tokens"], params)
+    step("NRE study")
+    st["sensitivity"] = studies.sensitivity_study(
+        space, table, gpt3_spec, gpt3, params, k=64 if quick else 256
+    )
+    step("sensitivity study")
+
+    validation = validate()
+    validation["asic_cases"] = _asic_cases(table, params, quick)
+    errs = [abs(c["error"]) for c in validation["asic_cases"]]
+    validation["asic_median_abs_error"] = float(np.median(errs)) if errs else None
+    step("validation")
+
+    wall = time.perf_counter() - t0
+    summary = {
+        "manifest": manifest(
+            "reproduce",
+            cfg,
+            h,
+            preset=params.preset.name,
+            quick=quick,
+            counts={"candidates": hw.candidates, "valid": hw.valid, "rejected": hw.rejected},
+            wall_time_s=round(wall, 2),
+        ),
+        "compare": compare,
+        "optimal": optimal,
+        "portfolio": portfolio,
+        "sparsity": sparsity,
+        "studies": st,
+        "validation": validation,
+    }
+    summary["manifest"].pop("config", None)
+    write_json(
+        manifest(
+            "reproduce", cfg, h, preset=params.preset.name, quick=quick, wall_time_s=round(wall, 2)
+        ),
+        out_dir / "manifest.json",
+    )
+    _write_tables(summary, out_dir)
+    _presentation(summary, out_dir)
+    step("report")
+    summary["manifest"]["wall_time_s"] = round(time.perf_counter() - t0, 2)
+    write_json(summary, out_dir / "summary.json")
+    return summary
+
+
+def _asic_cases(table, params, quick: bool) -> list[dict]:
+    """The analytic ASIC model against the event-level simulation, when that module exists."""
+    try:
+        from chipletcloud.perf.des import asic_cases
+    except ImportError:  # pragma: no cover - optional until the event-level simulator lands
+        return []
+    try:
+        return asic_cases(table, params, n_points=1 if quick else 3)
+    except TypeError:  # an older signature without n_points
+        return asic_cases(table, params)
+
+
+def _write_tables(summary: dict, out_dir: Path) -> None:
+    """The study results as Parquet tables too (queryable with ``chipletcloud query``)."""
+    st = summary["studies"]
+    tables = {
+        "study_die_size": st.get("die_size", {}).get("bins", []),
+        "study_batch": st.get("batch", {}).get("rows", []),
+        "study_pipeline": st.get("pipeline", {}).get("rows", []),
+        "study_design_choice": st.get("design_choice", {}).get("rows", []),
+        "study_sensitivity": st.get("sensitivity", {}).get("rows", []),
+        "study_nre": st.get("nre", {}).get("curve", []),
+        "sparsity": summary["sparsity"]["tco_vs_sparsity"],
+        "validation": summary["validation"]["cases"],
+        "asic_validation": summary["validation"]["asic_cases"],
+    }
+    for name, rows in tables.items():
+        if rows:
+            cols = {k: np.asarray([r.get(k) for r in rows]) for k in rows[0]}
+            cols = {k: (v.astype(str) if v.dtype == object else v) for k, v in cols.items()}
+            write_parquet(cols, out_dir / "tables" / f"{name}.parquet")
+    comp = summary["compare"]["models"]
+    rows = [
+        {
+            "model": m,
+            "baseline": n,
+            **{k: b[k] for k in ("usd_per_million_tokens", "ratio", "kind", "device")},
+        }
+        for m, v in comp.items()
+        for n, b in v["baselines"].items()
+    ]
+    if rows:
+        cols = {k: np.asarray([r[k] for r in rows]) for k in rows[0]}
+        write_parquet(
+            {k: (v.astype(str) if v.dtype == object else v) for k, v in cols.items()},
+            out_dir / "tables" / "compare.parquet",
+        )
+
+
+def _presentation(summary: dict, out_dir: Path) -> None:
+    """Figures and the HTML report (report/figures.py, report/html.py)."""
+    from chipletcloud.report.figures import write_all_figures
+    from chipletcloud.report.html import write_report
+
+    write_all_figures(summary, out_dir)
+    write_report(summary, out_dir)

@@ -1,0 +1,447 @@
+"""The design studies of the Chiplet Cloud paper, recomputed with this project's models.
+
+Conventions: ``table`` is a phase-1 servers table (dict of arrays); ``results`` maps a model name
+to ``(spec, ModelResult)`` from :func:`chipletcloud.explore.software.search`. Studies that sweep
+many variants (batch, sparsity, sensitivity) search a model's ``k`` cheapest designs (by each
+design's own optimum in the dense run) rather than the whole table, which is stated in their
+output as ``designs_searched``; the die-size and design-choice studies search everything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from importlib import resources
+
+import numpy as np
+
+from chipletcloud.config import Params, load_card
+from chipletcloud.explore import kernel, software
+from chipletcloud.explore.hardware import REASONS, enumerate_space, evaluate_servers
+from chipletcloud.models import cost, tco
+
+DATA = resources.files("chipletcloud") / "data" / "studies"
+
+
+def subset(table: dict[str, np.ndarray], idx) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v)[idx] for k, v in table.items()}
+
+
+def top_designs(result: software.ModelResult, k: int) -> np.ndarray:
+    """Row indices of the ``k`` designs with the lowest own-optimum cost (finite only)."""
+    best = result.best_per_design
+    ok = np.flatnonzero(np.isfinite(best))
+    return np.sort(ok[np.argsort(best[ok], kind="stable")[:k]])
+
+
+def life_seconds(params: Params) -> float:
+    return params.tco.server_life_years * params.tco.seconds_per_year
+
+
+def tco_split(card: dict, params: Params) -> tuple[float, float]:
+    """(capital, operating) USD per million tokens of a design card: server price and its
+    interest vs server opex, datacenter, electricity and PUE (REFERENCE.md s5)."""
+    servers = card["servers"]
+    parts = tco.server_tco_breakdown(
+        card["server_cost_usd"], card["power_w"] / servers, params=params.tco
+    )
+    per = servers / life_seconds(params) / card["throughput_tokens_per_s"] * 1e6
+    capital = float(parts["capex"] + parts["interest"]) * per
+    operating = (
+        float(parts["opex"] + parts["datacenter"] + parts["electricity"] + parts["pue_overhead"])
+        * per
+    )
+    return capital, operating
+
+
+# --------------------------------------------------------------------------------- die size
+
+
+def die_size_study(table, spec, params: Params, edges=tuple(range(0, 801, 100))) -> dict:
+    """Minimum TCO per token of ``spec`` per die-size bin, split into capital and operating
+    cost, with the latency-optimal design of each bin (the paper: optimum at 100-200 mm2)."""
+    bins = []
+    area = table["die_area_mm2"]
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        idx = np.flatnonzero((area > lo) & (area <= hi))
+        if idx.size == 0:
+            continue
+        sub = subset(table, idx)
+        res = software.search(sub, spec, params)
+        tco_card, lat_card = res.card("tco", sub), res.card("latency", sub)
+        if tco_card is None:
+            continue
+        capital, operating = tco_split(tco_card, params)
+        bins.append(
+            {
+                "lo_mm2": lo,
+                "hi_mm2": hi,
+                "designs": int(idx.size),
+                "usd_per_million_tokens": tco_card["usd_per_million_tokens"],
+                "capex_usd_per_million_tokens": capital,
+                "opex_usd_per_million_tokens": operating,
+                "die_area_mm2": tco_card["die_area_mm2"],
+                "latency_s_per_token": tco_card["latency_s_per_token"],
+                "latency_opt_s_per_token": lat_card["latency_s_per_token"],
+                "latency_opt_usd_per_million_tokens": lat_card["usd_per_million_tokens"],
+            }
+        )
+    best = min(bins, key=lambda b: b["usd_per_million_tokens"]) if bins else None
+    return {
+        "model": spec.name,
+        "bins": bins,
+        "optimum_mm2": [best["lo_mm2"], best["hi_mm2"]] if best else None,
+        "optimum_die_area_mm2": best["die_area_mm2"] if best else None,
+    }
+
+
+# --------------------------------------------------------------------------------- batch
+
+
+def _kernel_points(table, spec, params):
+    """Every feasible (design, mapping) point from the numba kernel: design, mapping, cost,
+    latency, and the grid to decode the mapping."""
+    system, pricing, shape, wl, grid = software._inputs(table, spec, params)
+    nmin = software.min_servers(system, shape, wl)
+    d, j, c, lat, _, _ = kernel.evaluate_points(
+        system,
+        pricing,
+        shape,
+        wl,
+        grid,
+        nmin,
+        params.preset.search.max_servers,
+        params.choices.latency_model,
+    )
+    return d, j, c, lat, grid
+
+
+def batch_study(table, results: dict, params: Params, k: int = 128) -> dict:
+    """TCO per token against the batch for each model (cheapest point of each batch over the
+    model's ``k`` best designs), optimum marked."""
+    rows, optimum = [], {}
+    for name, (spec, res) in results.items():
+        sub = subset(table, top_designs(res, k))
+        if len(sub["server_id"]) == 0:
+            continue
+        _, j, c, lat, grid = _kernel_points(sub, spec, params)
+        _, _, b, _ = grid.decode(j)
+        for batch in grid.batches:
+            sel = np.flatnonzero(b == batch)
+            if sel.size == 0:
+                continue
+            i = sel[np.argmin(c[sel])]
+            rows.append(
+                {
+                    "model": name,
+                    "batch": int(batch),
+                    "usd_per_million_tokens": float(c[i]),
+                    "latency_s_per_token": float(lat[i]),
+                }
+            )
+        mine = [r for r in rows if r["model"] == name]
+        if mine:
+            optimum[name] = min(mine, key=lambda r: r["usd_per_million_tokens"])["batch"]
+    return {"rows": rows, "optimum": optimum, "designs_searched": k}
+
+
+# --------------------------------------------------------------------------------- pipeline
+
+
+def pipeline_study(
+    table, results: dict, params: Params, models=("gpt3", "llama2-70b"), batches=(16, None)
+) -> dict:
+    """TCO per token and FLOP utilisation against the pipeline degree, on each model's
+    TCO-optimal design, at two batches (16 and the optimum's own)."""
+    rows = []
+    for name in models:
+        if name not in results:
+            continue
+        spec, res = results[name]
+        card = res.card("tco", table)
+        if card is None:
+            continue
+        d = int(np.flatnonzero(table["server_id"] == card["server_id"])[0])
+        system, pricing, shape, wl, grid = software._inputs(table, spec, params)
+        design = np.full(grid.size, d)
+        pts = software.reference_points(
+            system,
+            pricing,
+            shape,
+            wl,
+            grid,
+            params.preset.search.max_servers,
+            params.choices.latency_model,
+            design,
+            np.arange(grid.size),
+        )
+        for batch in [b if b is not None else card["batch"] for b in batches]:
+            for pp in grid.pp:
+                sel = np.flatnonzero(
+                    (pts["status"] == 0) & (pts["batch"] == batch) & (pts["pp"] == pp)
+                )
+                if sel.size == 0:
+                    continue
+                i = sel[np.argmin(pts["usd_per_million_tokens"][sel])]
+                rows.append(
+                    {
+                        "model": name,
+                        "batch": int(batch),
+                        "pp": int(pp),
+                        "usd_per_million_tokens": float(pts["usd_per_million_tokens"][i]),
+                        "utilisation": float(pts["flop_utilisation"][i]),
+                        "latency_s_per_token": float(pts["tpot_s"][i]),
+                    }
+                )
+    return {"rows": rows}
+
+
+# --------------------------------------------------------------------------------- design choice
+
+
+def _hbm_designs(params: Params) -> list[tuple[str, object, dict]]:
+    from chipletcloud.baselines.devices import DeviceCard
+
+    raw = json.loads((DATA / "design_choice.json").read_text())
+    out = []
+    t = params.tech
+    for name, entry in raw.items():
+        if name == "note":
+            continue
+        card = DeviceCard.model_validate(entry["device"])
+        fab = {k: v["value"] for k, v in entry["fabricated"].items()}
+        fab["die_cost_usd"] = float(
+            cost.die_cost_usd(
+                card.value("die_area_mm2"),
+                t.wafer_cost_usd,
+                t.defect_density_per_mm2,
+                t.yield_cluster_alpha,
+                t.test_cost_fraction,
+                t.wafer_diameter_mm,
+                t.dicing_gap_mm,
+            )
+        )
+        out.append((name, card, fab))
+    return out
+
+
+def design_choice_study(table, results: dict, params: Params, big_die_mm2: float = 700.0) -> dict:
+    """Normalised TCO per token of SRAM chiplets (the optimum), SRAM dies over ``big_die_mm2``,
+    an HBM large chip (A100-like) and HBM small chiplets, per model and as a geometric mean
+    (REFERENCE.md s8 [A1]). HBM designs are built in-house and priced with the same TCO model;
+    their mapping is searched with the same simulator."""
+    from chipletcloud.baselines.compare import _best, baseline_search, device_tco_usd
+
+    rows = []
+    designs = _hbm_designs(params)
+    big = np.flatnonzero(table["die_area_mm2"] > big_die_mm2)
+    wl = software.workload(params.preset.workload)
+    for name, (spec, res) in results.items():
+        card = res.card("tco", table)
+        if card is None:
+            continue
+        base = card["usd_per_million_tokens"]
+        rows.append(
+            {
+                "model": name,
+                "design": "sram_chiplets",
+                "usd_per_million_tokens": base,
+                "normalised": 1.0,
+            }
+        )
+        if big.size:
+            sub = subset(table, big)
+            c = software.search(sub, spec, params).card("tco", sub)
+            if c is not None:
+                rows.append(
+                    {
+                        "model": name,
+                        "design": f"sram_over_{int(big_die_mm2)}mm2",
+                        "usd_per_million_tokens": c["usd_per_million_tokens"],
+                        "normalised": c["usd_per_million_tokens"] / base,
+                    }
+                )
+        for dname, dcard, fab in designs:
+            t = device_tco_usd(dcard, fab, params)
+            pts = baseline_search(dcard, res.shape, wl, params.preset.search.batch_sizes)
+            best = _best(pts, t["tco_usd"] / life_seconds(params))
+            if best is not None:
+                rows.append(
+                    {
+                        "model": name,
+                        "design": dname.replace("-", "_"),
+                        "usd_per_million_tokens": best["usd_per_million_tokens"],
+                        "normalised": best["usd_per_million_tokens"] / base,
+                    }
+                )
+    geomean = {}
+    for d in sorted({r["design"] for r in rows}):
+        vals = [r["normalised"] for r in rows if r["design"] == d]
+        geomean[d] = float(np.exp(np.mean(np.log(vals))))
+    return {"rows": rows, "geomean": geomean}
+
+
+# --------------------------------------------------------------------------------- NRE
+
+
+def traffic_markers() -> dict[str, float]:
+    """Tokens per second of ChatGPT-, Bing- and Google-scale traffic (data/studies/traffic.yaml)."""
+    c = {k: q.value for k, q in load_card("studies", "traffic").items()}
+    tok = c["tokens_per_answer"]
+    day, week = 86400.0, 7 * 86400.0
+    return {
+        "ChatGPT": c["chatgpt_weekly_users"] * c["chatgpt_answers_per_user_week"] * tok / week,
+        "Bing": c["bing_daily_users"] * c["bing_queries_per_user"] * tok / day,
+        "Google": c["google_searches_per_day"] * tok / day,
+    }
+
+
+def nre_study(
+    card: dict, rented_usd_per_million_tokens: float, params: Params, nre_usd: float = 35e6
+) -> dict:
+    """Cost per 1K tokens against the served rate: Chiplet Cloud pays the NRE over the server
+    life plus whole systems (each one of ``card``); rented A100s cost the same per token at every
+    rate. Break-even: the lowest rate where Chiplet Cloud is cheaper (REFERENCE.md s8 [A1]:
+    $35M tape-out, v1 break-even near 46,000 GPT-3 tokens/s)."""
+    life_s = life_seconds(params)
+    thr = card["throughput_tokens_per_s"]
+    system_tco = card["usd_per_million_tokens"] / 1e6 * thr * life_s
+    rented = rented_usd_per_million_tokens / 1e3
+
+    def cc(rate):
+        systems = np.ceil(rate / thr)
+        return (nre_usd + systems * system_tco) / (rate * life_s) * 1e3
+
+    rates = np.logspace(2, 9, 141)
+    curve = [
+        {
+            "tokens_per_s": float(r),
+            "chiplet_cloud_usd_per_1k_tokens": float(cc(r)),
+            "rented_a100_usd_per_1k_tokens": rented,
+        }
+        for r in rates
+    ]
+    fine = np.logspace(2, 10, 4001)
+    cheaper = fine[cc(fine) <= rented]
+    return {
+        "nre_usd": nre_usd,
+        "system_tokens_per_s": thr,
+        "breakeven_tokens_per_s": float(cheaper[0]) if cheaper.size else None,
+        "curve": curve,
+        "markers": traffic_markers(),
+    }
+
+
+# --------------------------------------------------------------------------------- sensitivity
+
+
+def _vary(params: Params, group: str, fields: tuple[str, ...], factor: float) -> Params:
+    model = getattr(params, group)
+    update = {f: getattr(model, f) * factor for f in fields}
+    return replace(params, **{group: model.model_copy(update=update)})
+
+
+SENSITIVITY = (
+    ("wafer cost", "tech", ("wafer_cost_usd",), 0.75, 1.25),
+    ("defect density", "tech", ("defect_density_per_mm2",), 0.75, 1.25),
+    ("electricity price", "tco", ("electricity_usd_per_kwh",), 0.75, 1.25),
+    ("PUE", "tco", ("pue",), 1.1 / 1.5, 1.25),
+    ("server life", "tco", ("server_life_years",), 0.75, 1.25),
+    ("interest rate", "tco", ("interest_rate_per_year",), 0.75, 1.25),
+    ("MAC density (mm2/TFLOPS)", "tech", ("mac_density_mm2_per_tflops",), 0.75, 1.25),
+    (
+        "SRAM density (mm2/MB)",
+        "tech",
+        ("sram_capacity_mm2_per_mib", "sram_crossbar_mm2_per_kbit2", "sram_density_mm2_per_mb"),
+        0.75,
+        1.25,
+    ),
+)
+
+
+def _reevaluate(space, server_ids: np.ndarray, params: Params) -> dict:
+    """Phase 1 again, under ``params``, for the given candidates only; valid ones kept."""
+    cand = {k: v[server_ids] for k, v in enumerate_space(space).items()}
+    cols = evaluate_servers(cand, params)
+    ok = np.all([cols[f"ok_{r}"] for r in REASONS], axis=0)
+    cols["server_id"] = server_ids
+    return {k: v[ok] for k, v in cols.items() if not k.startswith("ok_")}
+
+
+def sensitivity_study(space, table, spec, result, params: Params, k: int = 256) -> dict:
+    """TCO per token of ``spec``'s optimum with each parameter at its low and high value (the
+    hardware re-evaluated and the mapping re-searched, over the model's ``k`` best designs).
+    Ranges: +-25%, PUE from 1.1 (hyperscale fleets) to 1.875."""
+    ids = table["server_id"][top_designs(result, k)]
+    base_tab = _reevaluate(space, ids, params)
+    base = software.search(base_tab, spec, params).card("tco", base_tab)
+    rows = []
+    for label, group, fields, lo, hi in SENSITIVITY:
+        vals = []
+        for factor in (lo, hi):
+            p = _vary(params, group, fields, factor)
+            tab = _reevaluate(space, ids, p)
+            c = software.search(tab, spec, p).card("tco", tab) if len(tab["server_id"]) else None
+            vals.append(c["usd_per_million_tokens"] if c else math.inf)
+        rows.append(
+            {
+                "parameter": label,
+                "low_label": f"x{lo:.2f}",
+                "high_label": f"x{hi:.2f}",
+                "low_usd_per_million_tokens": vals[0],
+                "high_usd_per_million_tokens": vals[1],
+            }
+        )
+    rows.sort(
+        key=lambda r: -abs(r["high_usd_per_million_tokens"] - r["low_usd_per_million_tokens"])
+    )
+    return {
+        "model": spec.name,
+        "base_usd_per_million_tokens": base["usd_per_million_tokens"],
+        "rows": rows,
+        "designs_searched": int(len(ids)),
+    }
+
+
+# --------------------------------------------------------------------------------- sparsity
+
+
+SPARSITY_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def sparsity_sweep(
+    table,
+    results: dict,
+    params: Params,
+    k: int = 64,
+    levels=SPARSITY_LEVELS,
+) -> list[dict]:
+    """TCO per token against weight sparsity (0..90%) for each model and format, over the
+    model's ``k`` best dense designs: weights stored compressed, loaded dense."""
+    rows = []
+    for name, (spec, res) in results.items():
+        sub = subset(table, top_designs(res, k))
+        if len(sub["server_id"]) == 0:
+            continue
+        dense_card = software.search(sub, spec, params).card("tco", sub)
+        if dense_card is None:
+            continue
+        dense = dense_card["usd_per_million_tokens"]
+        plan = [("value_index", s) for s in levels] + [("bitmask", s) for s in levels]
+        plan.append(("nm24", 0.5))
+        for fmt, s in plan:
+            p = params.with_workload(sparsity=s, sparse_format=fmt)
+            c = software.search(sub, spec, p).card("tco", sub)
+            if c is None:
+                continue
+            rows.append(
+                {
+                    "model": name,
+                    "sparse_format": fmt,
+                    "sparsity": s,
+                    "usd_per_million_tokens": c["usd_per_million_tokens"],
+                    "relative_to_dense": c["usd_per_million_tokens"] / dense,
+                }
+            )
+    return rows

@@ -1,0 +1,50 @@
+"""`chipletcloud reproduce --quick` end to end: every output the issue names."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from chipletcloud.cli import main
+
+
+def test_reproduce_quick(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["reproduce", "--quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "TCO-optimal die size for gpt3" in printed
+    s = json.loads((out / "summary.json").read_text())
+    for key in ("manifest", "compare", "optimal", "portfolio", "sparsity", "studies", "validation"):
+        assert key in s
+    summ = s["compare"]["summary"]
+    for k in ("rented_gpu", "rented_tpu", "fabricated_gpu", "fabricated_tpu"):
+        assert summ[k] > 1 and summ[f"{k}_paper"] > 1
+    assert len(s["optimal"]) == 8
+    st = s["studies"]
+    assert {"die_size", "batch", "pipeline", "design_choice", "nre", "sensitivity"} <= set(st)
+    # the paper: TCO-optimal dies of 100-200 mm2 (REFERENCE.md s10)
+    assert st["die_size"]["optimum_mm2"] == [100, 200]
+    assert 1.6 <= s["sparsity"]["capacity"]["capacity_gain"] <= 1.8
+    assert s["manifest"]["config_hash"] and s["manifest"]["versions"]["numpy"]
+    for name in (
+        "pareto",
+        "die_size",
+        "batch",
+        "pipeline",
+        "design_choice",
+        "nre",
+        "sensitivity",
+        "sparsity",
+    ):
+        assert (out / "figures" / f"{name}.png").is_file()
+        assert (out / "figures" / f"{name}.svg").is_file()
+    html = (out / "report.html").read_text()
+    # no element loads anything from the network (plotly.js's own source text holds URLs in
+    # strings, which are never fetched: the browser test checks the requests)
+    remote = r'<(script|img|link|iframe|source)\b[^>]*\b(src|href)\s*=\s*["\']https?:'
+    assert not re.search(remote, html)
+    assert html.count("plotly.js v") == 1  # the library inlined once
+    assert (out / "fronts" / "gpt3.parquet").is_file()
+    # the run's tables answer SQL
+    assert main(["query", "SELECT count(*) FROM pareto_gpt3", "--results", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"][0][0] >= 1
