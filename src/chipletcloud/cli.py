@@ -61,6 +61,9 @@ def _progress(total: int, label: str, enabled: bool):
 
 
 PresetOpt = Annotated[str, typer.Option("--preset", help="Preset name (isca24, v1) or YAML path.")]
+IndexBitsOpt = Annotated[
+    int | None, typer.Option("--index-bits", help="Index width of value_index (1..16; 8).")
+]
 BackendOpt = Annotated[
     str, typer.Option("--backend", help="Where shards run: serial, process or dask.")
 ]
@@ -232,6 +235,11 @@ def models_show(
     out.print(table)
 
 
+def _check_index_bits(index_bits: int | None) -> None:
+    if index_bits is not None and not 1 <= index_bits <= 16:
+        raise InputError("index_bits", index_bits, "an integer from 1 to 16")
+
+
 def _check_fraction(name: str, value: float | None) -> None:
     if value is not None and not (0.0 <= value < 1.0):
         raise InputError(name, value, "a fraction in [0, 1)")
@@ -245,6 +253,7 @@ def evaluate(
     preset: PresetOpt = "isca24",
     sparsity: Annotated[float | None, typer.Option("--sparsity", help="Zero fraction.")] = None,
     sparse_format: Annotated[str | None, typer.Option("--sparse-format")] = None,
+    index_bits: IndexBitsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     backend: BackendOpt = "serial",
     address: AddressOpt = None,
@@ -270,7 +279,10 @@ def evaluate(
         raise InputError("sparse_format", sparse_format, ", ".join(FORMATS))
     sharded = check_options(backend, address, resume, shard_size)
     params = resolve(preset)
-    params = params.with_workload(sparsity=sparsity, sparse_format=sparse_format)
+    _check_index_bits(index_bits)
+    params = params.with_workload(
+        sparsity=sparsity, sparse_format=sparse_format, index_bits=index_bits
+    )
     specs = [load_model(m) for m in model]
     table = _load_servers(hardware_dir)
     t0 = time.perf_counter()
@@ -479,6 +491,7 @@ def sparsity_cmd(
     model: Annotated[str, typer.Option("--model", help="Model whose optimal system is used.")],
     sparsity: Annotated[float, typer.Option("--sparsity", help="Fraction of zero weights.")],
     sparse_format: Annotated[str, typer.Option("--sparse-format")] = "value_index",
+    index_bits: Annotated[int, typer.Option("--index-bits", help="value_index width, 1..16.")] = 8,
     hardware_dir: Annotated[Path | None, typer.Option("--hardware", help="Phase-1 dir.")] = None,
     preset: PresetOpt = "isca24",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -494,6 +507,7 @@ def sparsity_cmd(
 
     check_sparsity(sparsity)
     check_format(sparse_format)
+    _check_index_bits(index_bits)
     params = resolve(preset)
     spec = load_model(model)
     table = (
@@ -509,7 +523,14 @@ def sparsity_cmd(
     shape = res.shape
     memory = card["servers"] * card["chips_per_server"] * card["sram_mb_per_chip"] * 1e6
     kv = card["batch"] * wl.max_context * 2.0 * shape.num_layers * shape.kv_width * wl.kv_bytes
-    study = capacity_study(memory, kv, sparsity, sparse_format, value_bits=int(wl.weight_bytes * 8))
+    study = capacity_study(
+        memory,
+        kv,
+        sparsity,
+        sparse_format,
+        value_bits=int(wl.weight_bytes * 8),
+        index_bits=index_bits,
+    )
     study.update(
         model=spec.name,
         system=card,
@@ -577,16 +598,35 @@ def reproduce(
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")],
     quick: Annotated[bool, typer.Option("--quick", help="A reduced space (< 60 s).")] = False,
     preset: PresetOpt = "isca24",
+    sparsity: Annotated[float | None, typer.Option("--sparsity", help="Zero fraction.")] = None,
+    sparse_format: Annotated[str | None, typer.Option("--sparse-format")] = None,
+    index_bits: IndexBitsOpt = None,
 ) -> None:
     """The whole evaluation on defaults: phase 1, phase 2 for the eight paper models, the GPU/TPU
     comparison, the shared design, sparsity, the design studies, validation; figures,
     DIR/report.html and DIR/summary.json."""
     from chipletcloud.report.reproduce import PAPER_MODELS, STEPS
     from chipletcloud.report.reproduce import reproduce as run_reproduce
+    from chipletcloud.sparsity.formats import FORMATS
+
+    _check_fraction("sparsity", sparsity)
+    _check_index_bits(index_bits)
+    if sparse_format is not None and sparse_format not in FORMATS:
+        raise InputError("sparse_format", sparse_format, ", ".join(FORMATS))
 
     t0 = time.perf_counter()
     with _progress(STEPS, "reproduce", True) as step:
-        summary = run_reproduce(out_dir, preset=preset, quick=quick, progress=step)
+        summary = run_reproduce(
+            out_dir,
+            preset=preset,
+            quick=quick,
+            progress=step,
+            workload={
+                "sparsity": sparsity,
+                "sparse_format": sparse_format,
+                "index_bits": index_bits,
+            },
+        )
     elapsed = time.perf_counter() - t0
     s = summary["compare"]["summary"]
     table = Table(title="TCO/token improvement of Chiplet Cloud (best over the models; paper)")

@@ -209,6 +209,7 @@ class WorkloadSpec(_Strict):
     kv_in_capacity: bool = True
     sparsity: float = Field(default=0.0, ge=0.0, lt=1.0)
     sparse_format: Literal["value_index", "bitmask", "nm24", "dense"] = "value_index"
+    index_bits: int = Field(default=8, ge=1, le=16)
 
 
 class SearchSpec(_Strict):

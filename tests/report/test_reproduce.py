@@ -48,3 +48,16 @@ def test_reproduce_quick(tmp_path, capsys):
     # the run's tables answer SQL
     assert main(["query", "SELECT count(*) FROM pareto_gpt3", "--results", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"][0][0] >= 1
+
+
+def test_reproduce_bad_input(tmp_path, capsys):
+    for args, frag in (
+        (["--sparsity", "1.5"], "sparsity: got 1.5"),
+        (["--sparse-format", "rle"], "sparse_format"),
+        (["--index-bits", "20"], "index_bits"),
+        (["--preset", "nope"], "preset"),
+    ):
+        assert main(["reproduce", "--quick", "--out", str(tmp_path / "r"), *args]) == 2
+        e = capsys.readouterr().err.strip()
+        assert frag in e and len(e.splitlines()) == 1
+        assert not (tmp_path / "r").exists()

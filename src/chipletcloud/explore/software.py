@@ -78,7 +78,9 @@ def model_shape(spec: ModelSpec, wl: WorkloadSpec) -> LayerShape:
 def workload(wl: WorkloadSpec, units_per_layer: int = 1) -> Workload:
     """The simulator's workload: request shape, number formats, sparse storage of the weights,
     and how finely the mapping may cut layers across pipeline stages."""
-    ratio = effective_ratio(wl.sparsity, wl.sparse_format, value_bits=int(wl.weight_bytes * 8))
+    ratio = effective_ratio(
+        wl.sparsity, wl.sparse_format, value_bits=int(wl.weight_bytes * 8), index_bits=wl.index_bits
+    )
     return Workload(
         wl.prompt_tokens,
         wl.output_tokens,

@@ -32,8 +32,10 @@ def reproduce(
     quick: bool = False,
     models=PAPER_MODELS,
     progress: Callable[[str], None] | None = None,
+    workload: dict | None = None,
 ) -> dict:
-    """Run everything; write the outputs under ``out_dir``; return the summary."""
+    """Run everything; write the outputs under ``out_dir``; return the summary. ``workload``
+    changes workload fields of the preset (e.g. a weight sparsity for every model)."""
     from chipletcloud.baselines.compare import compare_results
     from chipletcloud.baselines.validation import validate
     from chipletcloud.sparsity.capacity import capacity_study
@@ -42,7 +44,7 @@ def reproduce(
     step = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    params = resolve(preset)
+    params = resolve(preset).with_workload(**(workload or {}))
     space = load_space(DATA / "spaces" / "quick.yaml") if quick else load_space()
     hw = explore_hardware(space, params)
     table = hw.table
