@@ -195,19 +195,8 @@ def test_portfolio_prefers_a_design_that_serves_all(small_table, isca24):
         assert m["loss_factor"] >= 1 - 1e-12
 
 
-def _hardware_dir(tmp_path, capsys):
-    sp = tmp_path / "space.yaml"
-    sp.write_text(
-        "die_area_mm2: [100, 160]\nmac_ratio: [0.05, 0.1]\n"
-        "operational_intensity: [4, 16]\npackages_per_lane: [10, 19]\n"
-    )
-    assert main(["hardware", "--space", str(sp), "--out", str(tmp_path / "hw"), "--json"]) == 0
-    capsys.readouterr()
-    return tmp_path / "hw"
-
-
-def test_cli_evaluate_json(tmp_path, capsys):
-    hw = _hardware_dir(tmp_path, capsys)
+def test_cli_evaluate_json(tmp_path, capsys, small_hardware_dir):
+    hw = small_hardware_dir
     assert (
         main(
             [
@@ -248,8 +237,8 @@ def test_cli_evaluate_json(tmp_path, capsys):
     assert "portfolio" in d and (tmp_path / "ev" / "manifest.json").is_file()
 
 
-def test_cli_evaluate_model_that_fits_nowhere(tmp_path, capsys):
-    hw = _hardware_dir(tmp_path, capsys)
+def test_cli_evaluate_model_that_fits_nowhere(tmp_path, capsys, small_hardware_dir):
+    hw = small_hardware_dir
     # a limit of 1 server: GPT-3 fits on no design; not an error
     preset = tmp_path / "tiny.yaml"
     from chipletcloud.config import DATA
@@ -288,8 +277,8 @@ def test_cli_evaluate_model_that_fits_nowhere(tmp_path, capsys):
         (["--model", "gpt2", "--sparsity", "0.6", "--sparse-format", "nm24"], "sparsity"),
     ],
 )
-def test_cli_evaluate_bad_input(tmp_path, capsys, args, fragment):
-    hw = _hardware_dir(tmp_path, capsys)
+def test_cli_evaluate_bad_input(tmp_path, capsys, args, fragment, small_hardware_dir):
+    hw = small_hardware_dir
     assert main(["evaluate", *args, "--hardware", str(hw), "--out", str(tmp_path / "ev")]) == 2
     e = capsys.readouterr().err.strip()
     assert fragment in e and len(e.splitlines()) == 1 and "Traceback" not in e

@@ -104,11 +104,9 @@ def test_sparsity_sweep_falls_with_sparsity(run, isca24):
     assert vi[0.9] <= vi[0.6] <= vi[0.0] * (1 + 1e-12)
 
 
-def test_query_cli(tmp_path, capsys):
+def test_query_cli(tmp_path, capsys, small_space):
     assert (
-        main(
-            ["hardware", "--space", str(_space(tmp_path)), "--out", str(tmp_path / "hw"), "--json"]
-        )
+        main(["hardware", "--space", str(small_space), "--out", str(tmp_path / "hw"), "--json"])
         == 0
     )
     n = json.loads(capsys.readouterr().out)["valid"]
@@ -130,15 +128,6 @@ def test_query_cli(tmp_path, capsys):
     e = capsys.readouterr().err
     assert e.startswith("error: sql:") and len(e.strip().splitlines()) == 1
     assert main(["query", "SELECT 1", "--results", str(tmp_path / "missing")]) == 2
-
-
-def _space(tmp_path):
-    p = tmp_path / "space.yaml"
-    p.write_text(
-        "die_area_mm2: [100, 160]\nmac_ratio: [0.05, 0.1]\n"
-        "operational_intensity: [4, 16]\npackages_per_lane: [10, 19]\n"
-    )
-    return p
 
 
 def test_top_designs_are_cheapest(run):

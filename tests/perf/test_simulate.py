@@ -6,51 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiny import tiny_shape, tiny_system  # tests/perf/tiny.py
 
 from chipletcloud.perf.simulate import layer_ops, memory_per_chip, simulate, stage_ops
-from chipletcloud.perf.workload import LayerShape, System, Workload
-
-
-def tiny_shape(kv_heads=2, layers=2) -> LayerShape:
-    # L=2, d=4, 2 heads of dim 2, MLP 4 -> 16 -> 4 (plain): attention 4*(4+2*kv*2) + 4*4 params
-    kvw = kv_heads * 2
-    return LayerShape(
-        name="tiny",
-        num_layers=layers,
-        hidden=4,
-        heads=2,
-        kv_heads=kv_heads,
-        head_dim=2,
-        attn_params=4 * (4 + 2 * kvw) + 16,
-        mlp_params_stored=128,
-        mlp_params_per_token=128,
-        experts=0,
-        experts_per_tok=0,
-        expert_params=0.0,
-        moe_layer_share=0.0,
-        head_params=0.0,
-        head_matmul_params=0.0,
-    )
-
-
-def tiny_system(chips_per_server=2.0, mem=1e9) -> System:
-    return System.broadcast(
-        flops=1e12,
-        mem_bytes=mem,
-        mem_bw=1e11,
-        chip_link_bw=1e10,
-        server_link_bw=1e9,
-        chips_per_server=chips_per_server,
-        link_startup_s=1e-6,
-        fma_j=1e-12,
-        mem_j_per_byte=1e-12,
-        act_j_per_byte=1e-12,
-        static_w_per_chip=0.5,
-        flops_eff=1.0,
-        mem_eff=1.0,
-        op_overhead_s=0.0,
-    )
-
+from chipletcloud.perf.workload import Workload
 
 WL = Workload(prompt_tokens=3, output_tokens=2)  # mean decode context 3 + 2/2 = 4
 

@@ -32,14 +32,7 @@ def test_low_sparsity_falls_back_to_dense():
     assert effective_ratio(0.0) == 1.0
 
 
-def test_sparsity_cli(tmp_path, capsys):
-    sp = tmp_path / "space.yaml"
-    sp.write_text(
-        "die_area_mm2: [100, 160]\nmac_ratio: [0.05, 0.1]\n"
-        "operational_intensity: [4, 16]\npackages_per_lane: [10, 19]\n"
-    )
-    assert main(["hardware", "--space", str(sp), "--out", str(tmp_path / "hw"), "--json"]) == 0
-    capsys.readouterr()
+def test_sparsity_cli(tmp_path, capsys, small_hardware_dir):
     assert (
         main(
             [
@@ -49,7 +42,7 @@ def test_sparsity_cli(tmp_path, capsys):
                 "--sparsity",
                 "0.6",
                 "--hardware",
-                str(tmp_path / "hw"),
+                str(small_hardware_dir),
                 "--json",
             ]
         )
@@ -71,7 +64,9 @@ def test_sparsity_cli(tmp_path, capsys):
         (["--sparsity", "0.5", "--sparse-format", "lz4"], "sparse_format"),
         (["--sparsity", "0.6", "--sparse-format", "nm24"], "2:4"),
     ):
-        assert main(["sparsity", "--model", "gpt2", *bad, "--hardware", str(tmp_path / "hw")]) == 2
+        assert (
+            main(["sparsity", "--model", "gpt2", *bad, "--hardware", str(small_hardware_dir)]) == 2
+        )
         e = capsys.readouterr().err
         assert frag in e and len(e.strip().splitlines()) == 1
 

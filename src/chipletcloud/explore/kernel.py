@@ -523,41 +523,74 @@ def evaluate_points(system, pricing, shape, wl, grid, nmin, max_servers, latency
     return d, j, c, lat, best, counts.sum(axis=0)
 
 
-def search_fronts(
+def merge_front(d, j, c, lat, nmap: int):
+    """The Pareto front of points (design, mapping, cost, latency): ties keep the lowest
+    (design, mapping) index, as :func:`chipletcloud.explore.pareto.pareto_mask` does; returned
+    sorted by cost."""
+    order = np.argsort(d * nmap + j, kind="stable")
+    d, j, c, lat = d[order], j[order], c[order], lat[order]
+    idx = np.flatnonzero(pareto_mask(c, lat))
+    idx = idx[np.argsort(c[idx], kind="stable")]
+    return d[idx], j[idx], c[idx], lat[idx]
+
+
+def chunk_ranges(n: int, chunk: int, first: int = 16) -> list[tuple[int, int]]:
+    """Design chunks: ``first`` designs, then doubling up to ``chunk``. Small first chunks build
+    a running front early, so few points of the later chunks survive the filter (any partition
+    gives the same front)."""
+    out, lo, size = [], 0, max(1, min(first, chunk))
+    while lo < n:
+        out.append((lo, min(n, lo + size)))
+        lo += size
+        size = min(2 * size, max(1, chunk))
+    return out
+
+
+def front_with_costs(
     system, pricing, shape, wl, grid, nmin, max_servers, latency_model="isca24", chunk: int = 512
 ):
-    """Run the kernel over all designs in chunks, keeping a running global Pareto front.
+    """Run the kernel over all designs in chunks (:func:`chunk_ranges`), keeping a running global
+    Pareto front.
 
     Each chunk returns only the points that the front of the chunks before it does not strictly
     dominate; they are merged into the front. Exact: a point of the final front is never strictly
-    dominated by any front built along the way. Ties keep the lowest (design, mapping) index, as
-    :func:`chipletcloud.explore.pareto.pareto_mask` does.
+    dominated by any front built along the way.
 
-    Returns (design indices, mapping indices) of the global front, the minimum USD per million
-    tokens of every design and the status counts."""
+    Returns the front's (design indices, mapping indices, costs, latencies), the minimum USD per
+    million tokens of every design and the status counts (feasible, invalid mapping, does not
+    fit) as an array."""
     nd, nmap = len(system), grid.size
     args = _args(
         system, pricing, shape, wl, grid, np.asarray(nmin, float), max_servers, latency_model
     )
     best = np.full(nd, np.inf)
     counts = np.zeros(3, np.int64)
-    f_d = np.zeros(0, np.int64)
-    f_j = np.zeros(0, np.int64)
-    f_c = np.zeros(0)
-    f_l = np.zeros(0)
-    for lo in range(0, nd, chunk):
-        sl = slice(lo, min(nd, lo + chunk))
+    f_d, f_j = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    f_c, f_l = np.zeros(0), np.zeros(0)
+    for lo, hi in chunk_ranges(nd, chunk):
+        sl = slice(lo, hi)
         d, j, c, lat, b, cnt = _run(args, sl, f_c, f_l)
         best[sl] = b
         counts += cnt.sum(axis=0)
-        d = np.concatenate([f_d, d + lo])
-        j = np.concatenate([f_j, j])
-        c = np.concatenate([f_c, c])
-        lat = np.concatenate([f_l, lat])
-        order = np.argsort(d * nmap + j, kind="stable")
-        d, j, c, lat = d[order], j[order], c[order], lat[order]
-        idx = np.flatnonzero(pareto_mask(c, lat))
-        idx = idx[np.argsort(c[idx], kind="stable")]
-        f_d, f_j, f_c, f_l = d[idx], j[idx], c[idx], lat[idx]
-    names = ("feasible", "invalid_mapping", "does_not_fit")
-    return f_d, f_j, best, {k: int(v) for k, v in zip(names, counts, strict=True)}
+        f_d, f_j, f_c, f_l = merge_front(
+            np.concatenate([f_d, d + lo]),
+            np.concatenate([f_j, j]),
+            np.concatenate([f_c, c]),
+            np.concatenate([f_l, lat]),
+            nmap,
+        )
+    return f_d, f_j, f_c, f_l, best, counts
+
+
+STATUS_NAMES = ("feasible", "invalid_mapping", "does_not_fit")
+
+
+def search_fronts(
+    system, pricing, shape, wl, grid, nmin, max_servers, latency_model="isca24", chunk: int = 512
+):
+    """:func:`front_with_costs` as (design indices, mapping indices) of the global front, the
+    minimum USD per million tokens of every design and the status counts by name."""
+    f_d, f_j, _, _, best, counts = front_with_costs(
+        system, pricing, shape, wl, grid, nmin, max_servers, latency_model, chunk
+    )
+    return f_d, f_j, best, {k: int(v) for k, v in zip(STATUS_NAMES, counts, strict=True)}

@@ -62,7 +62,6 @@ from chipletcloud.config import HardwareSpace, Params, config_hash
 from chipletcloud.errors import InputError
 from chipletcloud.explore.backends import Backend, get_backend
 from chipletcloud.explore.hardware import REASONS, HardwareResult, evaluate_servers
-from chipletcloud.explore.pareto import pareto_mask
 from chipletcloud.models.llm import ModelSpec
 
 #: Default shard sizes: candidates for phase 1, designs (servers-table rows) for phase 2. Fixed
@@ -73,7 +72,6 @@ SEARCH_SHARD_SIZE = 2_048
 KERNEL_CHUNK = 512
 SHARD_FORMAT = 1
 DELAY_ENV = "CHIPLETCLOUD_TEST_SHARD_DELAY_S"
-STATUS_NAMES = ("feasible", "invalid_mapping", "does_not_fit")
 
 #: The phase-1 axes, slowest first (the order of hardware.enumerate_space).
 SPACE_AXES = (
@@ -181,81 +179,21 @@ def hardware_shard(task: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _merge_front(d, j, c, lat, nmap: int):
-    """The Pareto front of points (design, mapping, cost, latency): ties keep the lowest
-    (design, mapping) index; returned sorted by cost (kernel.search_fronts' merge step)."""
-    order = np.argsort(d * nmap + j, kind="stable")
-    d, j, c, lat = d[order], j[order], c[order], lat[order]
-    idx = np.flatnonzero(pareto_mask(c, lat))
-    idx = idx[np.argsort(c[idx], kind="stable")]
-    return d[idx], j[idx], c[idx], lat[idx]
-
-
-def _ramp(n: int, chunk: int, first: int = 16) -> list[tuple[int, int]]:
-    """Kernel chunks of a shard: ``first`` designs, then doubling up to ``chunk``. Small first
-    chunks build a running front early, so few points reach the Pareto filter (any partition
-    gives the same front)."""
-    out, lo, size = [], 0, max(1, min(first, chunk))
-    while lo < n:
-        out.append((lo, min(n, lo + size)))
-        lo += size
-        size = min(2 * size, max(1, chunk))
-    return out
-
-
-def local_front(system, pricing, shape, wl, grid, nmin, max_servers, latency_model, chunk):
-    """:func:`chipletcloud.explore.kernel.search_fronts` over the designs of ``system`` (in the
-    chunks of :func:`_ramp`), also returning the front's kernel costs and latencies, which the
-    reduce filters on."""
-    from chipletcloud.explore import kernel
-
-    nd, nmap = len(system), grid.size
-    args = kernel._args(
-        system, pricing, shape, wl, grid, np.asarray(nmin, float), max_servers, latency_model
-    )
-    best = np.full(nd, np.inf)
-    counts = np.zeros(3, np.int64)
-    f_d, f_j = np.zeros(0, np.int64), np.zeros(0, np.int64)
-    f_c, f_l = np.zeros(0), np.zeros(0)
-    for lo, hi in _ramp(nd, chunk):
-        sl = slice(lo, hi)
-        d, j, c, lat, b, cnt = kernel._run(args, sl, f_c, f_l)
-        best[sl] = b
-        counts += cnt.sum(axis=0)
-        f_d, f_j, f_c, f_l = _merge_front(
-            np.concatenate([f_d, d + lo]),
-            np.concatenate([f_j, j]),
-            np.concatenate([f_c, c]),
-            np.concatenate([f_l, lat]),
-            nmap,
-        )
-    return f_d, f_j, f_c, f_l, best, counts
-
-
 @_input_errors_as_data
 def search_shard(task: dict[str, Any]) -> dict[str, Any]:
     """Phase-2 worker: the local front of the designs ``task["lo"]..task["hi"]-1`` (the servers
     table slice ``task["table"]``, a dict of numpy arrays) for ``task["spec"]`` (a
     ``ModelSpec.model_dump()``) under ``task["params"]`` (a :class:`Params`)."""
-    from chipletcloud.explore import software
+    from chipletcloud.explore import kernel, software
 
     _test_delay()
     lo, hi = int(task["lo"]), int(task["hi"])
     spec = ModelSpec.model_validate(task["spec"])
     params: Params = task["params"]
-    system, pricing, shape, wl, grid = software._inputs(task["table"], spec, params)
-    nmin = software.min_servers(system, shape, wl)
+    inp = software.search_inputs(task["table"], spec, params)
     with _numba_threads(task.get("threads")):
-        d, j, c, lat, best, counts = local_front(
-            system,
-            pricing,
-            shape,
-            wl,
-            grid,
-            nmin,
-            params.preset.search.max_servers,
-            params.choices.latency_model,
-            task.get("chunk", KERNEL_CHUNK),
+        d, j, c, lat, best, counts = kernel.front_with_costs(
+            *inp.kernel_args(), task.get("chunk", KERNEL_CHUNK)
         )
     return {
         "lo": lo,
@@ -559,12 +497,12 @@ def search_sharded(
     :data:`SEARCH_SHARD_SIZE`) on ``backend``; identical to
     :func:`~chipletcloud.explore.software.search` (front rows and order, best per design,
     counts). With ``run_dir``, shards are kept in ``run_dir/shards/evaluate-<model>``."""
-    from chipletcloud.explore import software
+    from chipletcloud.explore import kernel, software
 
     step = progress or (lambda _msg: None)
     software.check_table(table, "table")
-    system, pricing, shape, wl, grid = software._inputs(table, spec, params)
-    nd, nmap = len(system), grid.size
+    inp = software.search_inputs(table, spec, params)
+    nd, nmap = len(inp.system), inp.grid.size
     size = _size(shard_size, SEARCH_SHARD_SIZE)
     ranges = shard_ranges(nd, size)
     spec_dump = spec.model_dump()
@@ -596,7 +534,7 @@ def search_sharded(
             }
 
         results = _run_shards(b, search_shard, ranges, task, store, step, stats)
-    keep_d, keep_j, _, _ = _merge_front(
+    keep_d, keep_j, _, _ = kernel.merge_front(
         np.concatenate([np.asarray(r["design"], np.int64) for r in results]),
         np.concatenate([np.asarray(r["mapping"], np.int64) for r in results]),
         np.concatenate([np.asarray(r["cost"], float) for r in results]),
@@ -605,17 +543,14 @@ def search_sharded(
     )
     best = np.concatenate([np.asarray(r["best"], float) for r in results])
     counts = np.sum([r["counts"] for r in results], axis=0)
-    max_servers, lat_model = params.preset.search.max_servers, params.choices.latency_model
-    pts = software.reference_points(
-        system, pricing, shape, wl, grid, max_servers, lat_model, keep_d, keep_j
-    )
+    pts = inp.reference(keep_d, keep_j)
     return software.ModelResult(
         spec.name,
-        shape,
+        inp.shape,
         software.front_from_points(pts),
         best,
         evaluated=nd * nmap,
-        counts={k: int(v) for k, v in zip(STATUS_NAMES, counts, strict=True)},
+        counts={k: int(v) for k, v in zip(kernel.STATUS_NAMES, counts, strict=True)},
     )
 
 

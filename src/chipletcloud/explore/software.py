@@ -268,28 +268,73 @@ def reference_points(
     return out
 
 
-def _inputs(table: dict[str, np.ndarray], spec: ModelSpec, params: Params):
+@dataclass(frozen=True)
+class SearchInputs:
+    """Everything the phase-2 search of one model over one table needs: the simulator's system
+    and pricing rows, the model shape, the workload, the mapping grid, the capacity minimum of
+    servers per design, the server cap and the latency model."""
+
+    system: System
+    pricing: Pricing
+    shape: LayerShape
+    wl: Workload
+    grid: MappingGrid
+    nmin: np.ndarray
+    max_servers: int
+    latency_model: str
+
+    def kernel_args(self) -> tuple:
+        """The positional arguments of the numba kernel drivers (``kernel.search_fronts``,
+        ``kernel.evaluate_points``)."""
+        return (
+            self.system,
+            self.pricing,
+            self.shape,
+            self.wl,
+            self.grid,
+            self.nmin,
+            self.max_servers,
+            self.latency_model,
+        )
+
+    def reference(self, design=None, mapping=None) -> dict[str, np.ndarray]:
+        """:func:`reference_points` over the whole grid or the given (design, mapping) pairs."""
+        return reference_points(
+            self.system,
+            self.pricing,
+            self.shape,
+            self.wl,
+            self.grid,
+            self.max_servers,
+            self.latency_model,
+            design,
+            mapping,
+        )
+
+
+def search_inputs(table: dict[str, np.ndarray], spec: ModelSpec, params: Params) -> SearchInputs:
+    """The :class:`SearchInputs` of ``spec`` over ``table`` under ``params``."""
     wl_spec, srch = params.preset.workload, params.preset.search
     shape = model_shape(spec, wl_spec)
     wl = workload(wl_spec, srch.units_per_layer)
     system, pricing = system_from_servers(table, params)
-    return system, pricing, shape, wl, mapping_grid(shape, srch)
+    return SearchInputs(
+        system,
+        pricing,
+        shape,
+        wl,
+        mapping_grid(shape, srch),
+        min_servers(system, shape, wl),
+        srch.max_servers,
+        params.choices.latency_model,
+    )
 
 
 def evaluate_reference(
     table: dict[str, np.ndarray], spec: ModelSpec, params: Params
 ) -> dict[str, np.ndarray]:
     """Every (design, mapping) point of a servers table with the numpy reference."""
-    system, pricing, shape, wl, grid = _inputs(table, spec, params)
-    return reference_points(
-        system,
-        pricing,
-        shape,
-        wl,
-        grid,
-        params.preset.search.max_servers,
-        params.choices.latency_model,
-    )
+    return search_inputs(table, spec, params).reference()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -380,27 +425,22 @@ def search(
     """Phase 2 for one model over every design of ``table``: the numba fast path (default) or
     the numpy reference over the whole grid (``fast=False``; memory grows with the grid)."""
     check_table(table, "table")
-    system, pricing, shape, wl, grid = _inputs(table, spec, params)
-    max_servers, lat_model = params.preset.search.max_servers, params.choices.latency_model
-    nd = len(system)
+    inp = search_inputs(table, spec, params)
+    nd = len(inp.system)
     if fast:
         from chipletcloud.explore import kernel  # numba: imported only when searching
 
-        nmin = min_servers(system, shape, wl)
-        keep_d, keep_j, best, counts = kernel.search_fronts(
-            system, pricing, shape, wl, grid, nmin, max_servers, lat_model, chunk=chunk
-        )
+        keep_d, keep_j, best, counts = kernel.search_fronts(*inp.kernel_args(), chunk=chunk)
         # the front's points again through the reference, for all their metrics
-        pts = reference_points(
-            system, pricing, shape, wl, grid, max_servers, lat_model, keep_d, keep_j
-        )
+        pts = inp.reference(keep_d, keep_j)
     else:
-        pts = reference_points(system, pricing, shape, wl, grid, max_servers, lat_model)
+        pts = inp.reference()
         ok = pts["status"] == 0
         best = np.full(nd, np.inf)
         np.minimum.at(best, pts["design"][ok], pts["usd_per_million_tokens"][ok])
         names = ("feasible", "invalid_mapping", "does_not_fit")
         counts = {n: int((pts["status"] == c).sum()) for c, n in enumerate(names)}
+    shape, grid = inp.shape, inp.grid
     return ModelResult(
         spec.name, shape, front_from_points(pts), best, evaluated=nd * grid.size, counts=counts
     )

@@ -102,18 +102,9 @@ def die_size_study(table, spec, params: Params, edges=tuple(range(0, 801, 100)))
 def _kernel_points(table, spec, params):
     """Every feasible (design, mapping) point from the numba kernel: design, mapping, cost,
     latency, and the grid to decode the mapping."""
-    system, pricing, shape, wl, grid = software._inputs(table, spec, params)
-    nmin = software.min_servers(system, shape, wl)
-    d, j, c, lat, _, _ = kernel.evaluate_points(
-        system,
-        pricing,
-        shape,
-        wl,
-        grid,
-        nmin,
-        params.preset.search.max_servers,
-        params.choices.latency_model,
-    )
+    inp = software.search_inputs(table, spec, params)
+    d, j, c, lat, _, _ = kernel.evaluate_points(*inp.kernel_args())
+    grid = inp.grid
     return d, j, c, lat, grid
 
 
@@ -163,19 +154,9 @@ def pipeline_study(
         if card is None:
             continue
         d = int(np.flatnonzero(table["server_id"] == card["server_id"])[0])
-        system, pricing, shape, wl, grid = software._inputs(table, spec, params)
-        design = np.full(grid.size, d)
-        pts = software.reference_points(
-            system,
-            pricing,
-            shape,
-            wl,
-            grid,
-            params.preset.search.max_servers,
-            params.choices.latency_model,
-            design,
-            np.arange(grid.size),
-        )
+        inp = software.search_inputs(table, spec, params)
+        grid = inp.grid
+        pts = inp.reference(np.full(grid.size, d), np.arange(grid.size))
         for batch in [b if b is not None else card["batch"] for b in batches]:
             for pp in grid.pp:
                 sel = np.flatnonzero(
