@@ -364,3 +364,38 @@ def test_models_cli(capsys):
     assert d["kv_bytes_per_token"] == 2 * 80 * 8 * 128 * 2  # 327,680 B by hand
     assert main(["models", "show", "nope"]) == 2
     assert "model" in capsys.readouterr().err
+
+
+def test_v1_tco_scales_by_the_utilisation_of_all_the_servers_chips():
+    # REFERENCE.md s5/s7: TCO = N [fixed + U (TCO at TDP - fixed)]. The server TDP counts all its
+    # chips, so U is the FLOP rate over the peak of every chip of the servers (authors' v1-era
+    # mapping code), not only the p x t chips the mapping keeps busy: here 6 of 8 chips run at
+    # 50%, so U = 0.375. With C = $10,000, P = 1,000 W: TCO at TDP $15,116.15 (REFERENCE s5),
+    # fixed = C + interest(C, 8%, 1.5 y) = 18 monthly payments of $591.403 = $10,645.25.
+    from chipletcloud.models import tco
+
+    a, b = tco.tco_coefficients()
+    interest = float(tco.loan_interest_usd(1.0, 0.08, 1.5))
+    assert 10_000 * (1 + interest) == pytest.approx(10_645.25, abs=0.01)
+    life = 1.5 * 365 * 86400
+    pricing = software.Pricing(
+        np.array([10_000.0]),
+        np.array([1_000.0]),
+        np.array([0.0]),
+        1.0,
+        a,
+        b,
+        1 + interest,
+        life,
+        "tdp_utilisation",
+    )
+    sim = {
+        "flop_utilisation": np.array([0.5]),
+        "chips": np.array([6.0]),
+        "throughput_tokens_per_s": np.array([1_000.0]),
+        "chip_power_w": np.array([0.0]),
+    }
+    out = software.price(pricing, sim, servers=1, chips_per_server=8)
+    tco_usd = 10_645.25 + 0.375 * (15_116.15 - 10_645.25)
+    assert out["system_tco_usd"][0] == pytest.approx(tco_usd, abs=0.02)
+    assert out["usd_per_million_tokens"][0] == pytest.approx(tco_usd / life / 1_000 * 1e6)

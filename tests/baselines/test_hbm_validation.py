@@ -139,14 +139,9 @@ def test_simulate_cli_bad_input(capsys, args, fragment):
     assert fragment in e and len(e.splitlines()) == 1 and "Traceback" not in e
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="v1 headline reproduced for PaLM (15.3x vs 15x) but not for GPT-3 (153x vs 94x): the "
-    "v1 GPT-3 optimum's throughput matches (34.3k vs 33.8k tokens/s) but its TCO comes out 39% "
-    "lower than the paper's; the v1 TCO details are not known (README, Comparison)",
-)
 def test_compare_v1_headline(capsys):
-    # REFERENCE.md s7/s8: GPT-3 vs rented A100 94x, PaLM vs rented TPU v4 15x, within 15%
+    # REFERENCE.md s7/s8 and issue 4: GPT-3 vs rented A100 94x, PaLM vs rented TPU v4 15x, each
+    # within 15%, from the v1 model's own search against the literature baselines
     assert main(["compare", "--preset", "v1", "--model", "gpt3", "--model", "palm", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     gpt3 = d["models"]["gpt3"]["baselines"]["a100-80gb-rented"]["ratio"]

@@ -28,7 +28,7 @@ def naive_links(monkeypatch):
     event-level model adds on its own."""
     import chipletcloud.perf.simulate as sim_mod
 
-    def links(system, servers, tp, pp=1):
+    def links(system, servers, tp, pp=1, latency_model="isca24"):
         tp = np.asarray(tp, float)
         server = np.minimum(system.chip_link_bw, system.server_link_bw)
         tp_bw = np.where(tp <= system.chips_per_server, system.chip_link_bw, server)

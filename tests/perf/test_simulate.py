@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tiny import tiny_shape, tiny_system  # tests/perf/tiny.py
 
-from chipletcloud.perf.simulate import layer_ops, memory_per_chip, simulate, stage_ops
+from chipletcloud.perf.simulate import layer_ops, links, memory_per_chip, simulate, stage_ops
 from chipletcloud.perf.workload import Workload
 
 WL = Workload(prompt_tokens=3, output_tokens=2)  # mean decode context 3 + 2/2 = 4
@@ -123,3 +123,40 @@ def test_v1_latency_model_is_compute_only():
     qkv_flops = 2 * 48 * 2  # 2 layers
     assert v1["qkv"] == pytest.approx(qkv_flops / (1e12 * 12 / 484))
     assert v1["attention"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("tp", "pp", "servers", "ring", "hop"),
+    [
+        # tiny system: 2 chips a server, 10 GB/s chip links, 1 GB/s server link
+        (1, 4, 2, 1e10, 1e10),  # two stages a server: chip links for both (v1 [A1] code)
+        (2, 2, 2, 1e10, 1e9),  # a stage fills a server: its ring on chip links, the hop on 10 GbE
+        (4, 1, 2, 1e9, 1e9),  # a group larger than a server: the server link for both
+    ],
+)
+def test_v1_link_rule(tp, pp, servers, ring, hop):
+    tp_bw, pp_bw = links(tiny_system(), servers, tp, pp, latency_model="v1")
+    assert (tp_bw.item(), pp_bw.item()) == (ring, hop)
+
+
+def test_v1_link_rule_is_kinder_than_the_default_to_stage_hops():
+    # 2 servers, 2 stages each: the default charges the critical hop the server link
+    assert links(tiny_system(), 2, 1, 4)[1].item() == 1e9
+    assert links(tiny_system(), 2, 1, 4, latency_model="v1")[1].item() == 1e10
+
+
+def test_v1_utilisation_counts_only_the_timed_matmul_flops():
+    # v1 ignores attention in time, so its FLOPs do not count towards the utilisation either.
+    # Decode only, batch 1, one server of 2 chips (tp 2): each of the 2 generated tokens costs
+    # 2 x 2 layers x (64 + 128) = 768 matmul FLOPs (tiny model), over a run of 2 / throughput
+    # seconds on 2 chips of 1 TFLOP/s.
+    wl = Workload(prompt_tokens=3, output_tokens=2, count_prefill=False)
+    kw = dict(servers=1, pp=1, batch=1, micro_batch=1)
+    v1 = simulate(tiny_system(), tiny_shape(), wl, latency_model="v1", **kw)
+    run = 2 / float(v1["throughput_tokens_per_s"][0])
+    assert float(v1["flop_utilisation"][0]) == pytest.approx(2 * 768 / (run * 2e12))
+    iso = simulate(tiny_system(), tiny_shape(), wl, **kw)
+    run_iso = 2 / float(iso["throughput_tokens_per_s"][0])
+    # the default also counts attention: 4 x 2 layers x q 4 x mean context (3 + 1) per token
+    att = 2 * 4 * 2 * 4 * 4
+    assert float(iso["flop_utilisation"][0]) == pytest.approx((2 * 768 + att) / (run_iso * 2e12))

@@ -213,11 +213,10 @@ def _per_sequence(s):
     c = prompt + gen / 2.0
     head_mm = s[S_HEADMM]
     mat_tok = L * (s[S_ATTN] + s[S_MLPT]) + head_mm
-    fl_dec = 2.0 * mat_tok + 4.0 * L * q * c
+    att = 0.0 if s[S_LAT] == 1 else 4.0 * L * q  # v1 times no attention, so counts no FLOPs
+    fl_dec = 2.0 * mat_tok + att * c
     fl_pre = (
-        2.0 * prompt * (mat_tok - head_mm)
-        + 2.0 * head_mm
-        + 4.0 * L * q * (prompt * (prompt + 1.0) / 2.0)
+        2.0 * prompt * (mat_tok - head_mm) + 2.0 * head_mm + att * (prompt * (prompt + 1.0) / 2.0)
     )
     cp = s[S_CP]
     kv = (cp * prompt + (gen - cp) * c) * L * 2.0 * s[S_KV] * s[S_HD] * s[S_KVB]
@@ -257,7 +256,7 @@ def _point(s, des, i, n_srv, pp, chips, B, m, dec, pre, w_run, seq_fl, seq_kv, s
     elif code == 1:
         srv_tco = s[S_A] * cost + s[S_B] * tdp
     else:
-        u = min(B * seq_fl / (run * chips * des[i, D_F]), 1.0)
+        u = min(B * seq_fl / (run * n_srv * des[i, D_CPS] * des[i, D_F]), 1.0)
         fixed = s[S_FIXED] * cost
         srv_tco = fixed + u * (s[S_A] * cost + s[S_B] * tdp - fixed)
     return n_srv * srv_tco / s[S_LIFE] / thr * 1e6, tau
@@ -330,15 +329,21 @@ def _chunk(
                 kvh = kv_heads / tp * max(1.0, min(tp, heads) / kv_heads)
                 head = s[S_HEADMM] if pp > 1 else s[S_HEADP]
                 w_chip = (layers * layer_p + head) / tp * s[S_WSTORE]
-                # links as perf.simulate.links: inside a server, whole servers, or straddling
+                # links as perf.simulate.links (v1: by the group's size against a server;
+                # otherwise inside a server, whole servers, or straddling)
                 srv_bw = min(des[i, D_CBW], des[i, D_SBW])
-                if tp <= cps and (cps % tp == 0 or tp * pp <= cps):
+                if s[S_LAT] == 1:
+                    tp_bw = srv_bw if tp > cps else des[i, D_CBW]
+                elif tp <= cps and (cps % tp == 0 or tp * pp <= cps):
                     tp_bw = des[i, D_CBW]
                 elif tp > cps and tp % cps == 0:
                     tp_bw = srv_bw
                 else:
                     tp_bw = srv_bw / 2.0
-                pp_bw = min(des[i, D_CBW], des[i, D_SBW]) if n_srv > 1 else des[i, D_CBW]
+                if s[S_LAT] == 1:
+                    pp_bw = srv_bw if tp >= cps else des[i, D_CBW]
+                else:
+                    pp_bw = srv_bw if n_srv > 1 else des[i, D_CBW]
                 alpha = des[i, D_ALPHA]
                 ovh = des[i, D_OVH]
                 # batch sizes whose KV fits (KV grows with the batch: a prefix of ``batches``)

@@ -149,7 +149,10 @@ def price(pricing: Pricing, sim: dict[str, np.ndarray], servers, chips_per_serve
         p = tdp
         server_tco = pricing.a_per_usd * c + pricing.b_per_w * p
     else:
-        u = np.minimum(sim["flop_utilisation"], 1.0)
+        # utilisation of all the servers' chips (the TDP counts them all), not only the p x t
+        # chips the mapping uses (authors' v1-era mapping code)
+        share = sim["chips"] / (servers * np.asarray(chips_per_server, float))
+        u = np.minimum(sim["flop_utilisation"] * share, 1.0)
         fixed = pricing.fixed_per_usd * c
         full = pricing.a_per_usd * c + pricing.b_per_w * tdp
         server_tco = fixed + u * (full - fixed)

@@ -83,7 +83,7 @@ def ring_allreduce_s(nbytes, n, bw, alpha, dims=1.0):
     return np.where(n > 1, 2.0 * (n - 1.0) / n * nbytes / bw + steps * alpha, 0.0)
 
 
-def links(system: System, servers, tp, pp=1):
+def links(system: System, servers, tp, pp=1, latency_model: str = "isca24"):
     """(tensor-group link bandwidth, stage-transfer link bandwidth) in B/s.
 
     Chips are numbered server by server and stage s holds chips s tp .. s tp + tp - 1. A group
@@ -91,12 +91,24 @@ def links(system: System, servers, tp, pp=1):
     rings over chip links; a group of whole servers rings over the server link; a group that
     straddles a server boundary rings over a server uplink it shares with the neighbouring
     group's ring, so at half the server link (found by the event-level simulation, perf/des.py).
+    A stage transfer takes the server link once the system has more than one server (the
+    slowest stage, which sets the pace, is the one whose successor is in the next server).
+
+    ``latency_model="v1"`` keeps the v1 model's coarser rule (the authors' v1-era mapping code,
+    [A1]): a group larger than a server rings over the server link, any other over chip links;
+    stage transfers take the server link when a stage fills one server or more, and chip links
+    when a server holds several stages, so the one hop per server into the next server is
+    charged at chip-link speed (optimistic; kept to reproduce the v1 results).
     """
     cps = system.chips_per_server
     tp = np.asarray(tp, float)
+    server = np.minimum(system.chip_link_bw, system.server_link_bw)
+    if latency_model == "v1":
+        tp_bw = np.where(tp > cps, server, system.chip_link_bw)
+        pp_bw = np.where(tp >= cps, server, system.chip_link_bw)
+        return tp_bw, pp_bw
     inside = (tp <= cps) & ((np.mod(cps, tp) == 0) | (tp * np.asarray(pp, float) <= cps))
     whole = (tp > cps) & (np.mod(tp, cps) == 0)
-    server = np.minimum(system.chip_link_bw, system.server_link_bw)
     tp_bw = np.where(inside, system.chip_link_bw, np.where(whole, server, server / 2.0))
     pp_bw = np.where(
         np.asarray(servers) > 1,
@@ -235,7 +247,7 @@ def stage_ops(
         system, shape, wl, tp=tp, micro_batch=micro_batch, phase=phase, latency_model=latency_model
     )
     layers = stage_layers(shape.num_layers, pp, wl.units_per_layer)
-    tp_bw, pp_bw = links(system, servers, tp, pp)
+    tp_bw, pp_bw = links(system, servers, tp, pp, latency_model)
     rows, _, _ = phase_rows(wl, micro_batch, phase)
     out: dict[str, np.ndarray] = {}
     groups = {
@@ -351,11 +363,12 @@ def simulate(
     mat_tok = L * (shape.attn_params + shape.mlp_params_per_token) + shape.head_matmul_params
     att_pairs_dec = batch * c
     att_pairs_pre = batch * p * (p + 1.0) / 2.0
-    flops_dec = 2.0 * batch * mat_tok + 4.0 * L * shape.q_width * att_pairs_dec
+    att = 0.0 if latency_model == "v1" else 4.0 * L * shape.q_width  # v1 times no attention
+    flops_dec = 2.0 * batch * mat_tok + att * att_pairs_dec
     flops_pre = (
         2.0 * batch * p * (mat_tok - shape.head_matmul_params)
         + 2.0 * batch * shape.head_matmul_params
-        + 4.0 * L * shape.q_width * att_pairs_pre
+        + att * att_pairs_pre
     )
     w_read_dec = (
         n_mb
