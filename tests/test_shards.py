@@ -355,3 +355,22 @@ def test_cli_bad_sharding_options(tmp_path, capsys, extra, fragment):
     err = capsys.readouterr().err.strip()
     assert fragment in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_resume_across_a_code_change_is_refused(tmp_path, capsys, monkeypatch):
+    # the shard hash covers the engine's source, so shards of older code are never mixed in
+    from chipletcloud.explore import shards
+
+    a = tmp_path / "a.yaml"
+    a.write_text(SMALL_SPACE)
+    out = tmp_path / "run"
+    args = ["hardware", "--space", str(a), "--out", str(out), "--shard-size", "50"]
+    assert main(args) == 0
+    digest = shards.engine_digest()
+    assert len(digest) == 16 and digest == shards.engine_digest()
+    monkeypatch.setattr(shards, "engine_digest", lambda: "0" * 16)
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 2
+    assert "config hash" in capsys.readouterr().err
+    monkeypatch.setattr(shards, "engine_digest", lambda: digest)
+    assert main([*args, "--resume"]) == 0

@@ -24,8 +24,9 @@ every backend and shard size; ``tests/test_shards.py`` checks it on random space
 **Run directory.** With ``run_dir``, each finished shard is written atomically (temporary file,
 fsync, rename) to ``RUN/shards/<stage>/<lo>-<hi>.npz`` (stage ``hardware``, or
 ``evaluate-<model>``), and ``RUN/shards/manifest.json`` records per stage the config hash (of the
-space or the servers table, the model, the preset's :meth:`~chipletcloud.config.Params.config_dict`
-and the shard size), the shard count and the package versions.
+space or the servers table, the model, the preset's :meth:`~chipletcloud.config.Params.config_dict`,
+the shard size and :func:`engine_digest`, the source of the code that computes a shard), the shard
+count and the package versions.
 
 * ``resume=True`` loads the stage's finished shards and runs only the missing ones; the result
   equals an uninterrupted run. (Resuming a directory without shards simply runs everything.)
@@ -259,7 +260,7 @@ class ShardStore:
         self.root = self.run_dir / "shards"
         self.dir = self.root / stage
         self.stage = stage
-        self.config_hash = config_hash(config)
+        self.config_hash = config_hash({**config, "engine": engine_digest()})
         self.resume = resume
         manifest = self._read_manifest()
         entry = manifest.get("stages", {}).get(stage)
@@ -342,6 +343,24 @@ class ShardStore:
         flat = _flatten(result)
         _atomic_write(path, lambda fh: np.savez(fh, **flat))
         return path
+
+
+@functools.cache
+def engine_digest() -> str:
+    """SHA-256 (16 hex digits) of the source of the modules that compute a shard (the models,
+    the simulator, phase 1 and 2, this module), so that a run never resumes across a code
+    change that could alter its shards (the package version alone does not change between
+    commits)."""
+    import chipletcloud
+
+    root = Path(chipletcloud.__file__).parent
+    h = hashlib.sha256()
+    files = [root / "config.py"]
+    for sub in ("models", "perf", "explore", "sparsity"):
+        files.extend(sorted((root / sub).glob("*.py")))
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def _versions() -> dict[str, str]:
