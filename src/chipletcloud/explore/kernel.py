@@ -205,6 +205,21 @@ def _stage(
 
 
 @njit(cache=True, fastmath=FM)
+def _links(tp, pp, n_srv, cps, chip_bw, server_bw, v1):
+    """(tensor-group, stage-transfer) link bandwidth of one mapping, as perf.simulate.links."""
+    srv_bw = min(chip_bw, server_bw)
+    if v1:  # by the group's size against a server
+        return (srv_bw if tp > cps else chip_bw), (srv_bw if tp >= cps else chip_bw)
+    if tp <= cps and (cps % tp == 0 or tp * pp <= cps):  # inside a server
+        tp_bw = chip_bw
+    elif tp > cps and tp % cps == 0:  # whole servers
+        tp_bw = srv_bw
+    else:  # straddling a server boundary: a shared uplink
+        tp_bw = srv_bw / 2.0
+    return tp_bw, (srv_bw if n_srv > 1 else chip_bw)
+
+
+@njit(cache=True, fastmath=FM)
 def _per_sequence(s):
     """FLOPs and activation bytes one sequence costs over prefill + decode (B- and m-free parts of
     perf.simulate.simulate's energy and utilisation), and its KV bytes before replication; the
@@ -329,21 +344,9 @@ def _chunk(
                 kvh = kv_heads / tp * max(1.0, min(tp, heads) / kv_heads)
                 head = s[S_HEADMM] if pp > 1 else s[S_HEADP]
                 w_chip = (layers * layer_p + head) / tp * s[S_WSTORE]
-                # links as perf.simulate.links (v1: by the group's size against a server;
-                # otherwise inside a server, whole servers, or straddling)
-                srv_bw = min(des[i, D_CBW], des[i, D_SBW])
-                if s[S_LAT] == 1:
-                    tp_bw = srv_bw if tp > cps else des[i, D_CBW]
-                elif tp <= cps and (cps % tp == 0 or tp * pp <= cps):
-                    tp_bw = des[i, D_CBW]
-                elif tp > cps and tp % cps == 0:
-                    tp_bw = srv_bw
-                else:
-                    tp_bw = srv_bw / 2.0
-                if s[S_LAT] == 1:
-                    pp_bw = srv_bw if tp >= cps else des[i, D_CBW]
-                else:
-                    pp_bw = srv_bw if n_srv > 1 else des[i, D_CBW]
+                tp_bw, pp_bw = _links(
+                    tp, pp, n_srv, cps, des[i, D_CBW], des[i, D_SBW], s[S_LAT] == 1
+                )
                 alpha = des[i, D_ALPHA]
                 ovh = des[i, D_OVH]
                 # batch sizes whose KV fits (KV grows with the batch: a prefix of ``batches``)
