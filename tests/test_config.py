@@ -29,7 +29,7 @@ def test_presets_resolve_and_differ():
 
 
 def test_default_space_size():
-    # REFERENCE.md s4: 27 x 18 x 9 x 18 = 78,732 candidates
+    # docs/design-space.md#phase-1-hardware-space: 27 x 18 x 9 x 18 = 78,732 candidates
     sp = load_space()
     assert (
         len(sp.die_area_mm2),

@@ -22,7 +22,7 @@ from chipletcloud.errors import InputError
 from chipletcloud.explore import shards, software
 from chipletcloud.explore.backends import ProcessBackend, SerialBackend, get_backend
 from chipletcloud.explore.hardware import enumerate_space, explore_hardware
-from chipletcloud.models.llm import load_model
+from chipletcloud.models.catalogue import load_model
 
 PROPERTY = settings(
     max_examples=12,
@@ -168,14 +168,14 @@ def test_resume_loads_finished_shards(tmp_path):
     sp, params = load_space(), resolve("isca24")
     ref = explore_hardware(sp, params)
     stats: dict = {}
-    first = shards.run_hardware_sharded(sp, params, "serial", 20_000, tmp_path, stats=stats)
+    first = shards.run_hardware_sharded(sp, params, "serial", 20_000, run_dir=tmp_path, stats=stats)
     assert stats == {"shards": 4, "resumed": 0, "computed": 4}
     assert_hardware_equal(ref, first)
     victim = tmp_path / "shards" / "hardware" / "20000-40000.npz"
     victim.unlink()
     (tmp_path / "shards" / "hardware" / ".0-20000.npz.x.tmp").write_bytes(b"partial")
     again = shards.run_hardware_sharded(
-        sp, params, SerialBackend(), 20_000, tmp_path, resume=True, stats=stats
+        sp, params, SerialBackend(), 20_000, run_dir=tmp_path, resume=True, stats=stats
     )
     assert stats == {"shards": 4, "resumed": 3, "computed": 1}
     assert_hardware_equal(ref, again)

@@ -16,6 +16,7 @@ from chipletcloud.explore import kernel, software
 from chipletcloud.explore.hardware import explore_hardware
 from chipletcloud.explore.pareto import is_dominated_by, pareto_mask
 from chipletcloud.models.llm import ModelSpec
+from chipletcloud.perf.analytic import Pricing, price
 from chipletcloud.perf.workload import LayerShape, System, Workload
 
 rng_settings = settings(
@@ -59,11 +60,13 @@ def _random_case(seed, moe=False, latency_model="isca24", power="energy"):
         mem_j_per_byte=1.25e-12,
         act_j_per_byte=0.94e-12,
         static_w_per_chip=rng.uniform(0, 1, n),
-        flops_eff=1.0,
-        mem_eff=1.0,
-        op_overhead_s=rng.choice([0.0, 5e-6]),
+        # every switch of the point, per design: efficiencies, fixed kernel time, ring or torus
+        flops_eff=rng.choice([1.0, 0.7], n) * rng.uniform(0.8, 1.0, n),
+        mem_eff=rng.choice([1.0, 0.8], n) * rng.uniform(0.8, 1.0, n),
+        op_overhead_s=rng.choice([0.0, 5e-6], n),
+        collective_dims=rng.choice([1.0, 2.0, 3.0], n),
     )
-    pricing = software.Pricing(
+    pricing = Pricing(
         server_cost_usd=rng.uniform(1e3, 2e4, n),
         server_tdp_w=rng.uniform(200, 2500, n),
         overhead_w=rng.uniform(50, 120, n),
@@ -170,7 +173,7 @@ def small_table(isca24):
 
 
 def test_search_fast_equals_reference_on_a_table(small_table, isca24):
-    from chipletcloud.models.llm import load_model
+    from chipletcloud.models.catalogue import load_model
 
     for name in ("gpt3", "llama2-70b", "mixtral-8x7b"):
         spec = load_model(name)
@@ -184,7 +187,7 @@ def test_search_fast_equals_reference_on_a_table(small_table, isca24):
 
 
 def test_portfolio_prefers_a_design_that_serves_all(small_table, isca24):
-    from chipletcloud.models.llm import load_model
+    from chipletcloud.models.catalogue import load_model
 
     run = software.evaluate_models(
         small_table, [load_model("gpt3"), load_model("llama2-70b")], isca24
@@ -325,7 +328,7 @@ def test_cli_evaluate_missing_or_empty_hardware(tmp_path, capsys):
 
 
 def test_sparsity_shrinks_capacity_not_load(small_table, isca24):
-    from chipletcloud.models.llm import load_model
+    from chipletcloud.models.catalogue import load_model
 
     spec = load_model("gpt3")
     dense = software.search(small_table, spec, isca24)
@@ -367,10 +370,11 @@ def test_models_cli(capsys):
 
 
 def test_v1_tco_scales_by_the_utilisation_of_all_the_servers_chips():
-    # REFERENCE.md s5/s7: TCO = N [fixed + U (TCO at TDP - fixed)]. The server TDP counts all its
+    # docs/tco.md#utilisation-scaled-tco-v1: TCO = N [fixed + U (TCO at TDP - fixed)]. The server
+    # TDP counts all its
     # chips, so U is the FLOP rate over the peak of every chip of the servers (authors' v1-era
     # mapping code), not only the p x t chips the mapping keeps busy: here 6 of 8 chips run at
-    # 50%, so U = 0.375. With C = $10,000, P = 1,000 W: TCO at TDP $15,116.15 (REFERENCE s5),
+    # 50%, so U = 0.375. With C = $10,000, P = 1,000 W: TCO at TDP $15,116.15 (docs/tco.md),
     # fixed = C + interest(C, 8%, 1.5 y) = 18 monthly payments of $591.403 = $10,645.25.
     from chipletcloud.models import tco
 
@@ -378,7 +382,7 @@ def test_v1_tco_scales_by_the_utilisation_of_all_the_servers_chips():
     interest = float(tco.loan_interest_usd(1.0, 0.08, 1.5))
     assert 10_000 * (1 + interest) == pytest.approx(10_645.25, abs=0.01)
     life = 1.5 * 365 * 86400
-    pricing = software.Pricing(
+    pricing = Pricing(
         np.array([10_000.0]),
         np.array([1_000.0]),
         np.array([0.0]),
@@ -395,7 +399,7 @@ def test_v1_tco_scales_by_the_utilisation_of_all_the_servers_chips():
         "throughput_tokens_per_s": np.array([1_000.0]),
         "chip_power_w": np.array([0.0]),
     }
-    out = software.price(pricing, sim, servers=1, chips_per_server=8)
+    out = price(pricing, sim, servers=1, chips_per_server=8)
     tco_usd = 10_645.25 + 0.375 * (15_116.15 - 10_645.25)
     assert out["system_tco_usd"][0] == pytest.approx(tco_usd, abs=0.02)
     assert out["usd_per_million_tokens"][0] == pytest.approx(tco_usd / life / 1_000 * 1e6)

@@ -11,7 +11,7 @@ from chipletcloud.cli import main
 from chipletcloud.config import HardwareSpace
 from chipletcloud.explore import software
 from chipletcloud.explore.hardware import explore_hardware
-from chipletcloud.models.llm import load_model
+from chipletcloud.models.catalogue import load_model
 from chipletcloud.studies import core as studies
 
 SPACE = HardwareSpace(

@@ -34,9 +34,9 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _emit_json(obj: dict) -> None:
-    from chipletcloud.report.store import _jsonable
+    from chipletcloud.report.store import jsonable
 
-    sys.stdout.write(json.dumps(obj, sort_keys=True, default=_jsonable) + "\n")
+    sys.stdout.write(json.dumps(obj, sort_keys=True, default=jsonable) + "\n")
 
 
 @contextmanager
@@ -79,7 +79,8 @@ ResumeOpt = Annotated[
 def hardware(
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")],
     space: Annotated[
-        Path | None, typer.Option("--space", help="Space YAML (default: REFERENCE s4).")
+        Path | None,
+        typer.Option("--space", help="Space YAML (default: the space of docs/design-space.md)."),
     ] = None,
     preset: PresetOpt = "isca24",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -109,7 +110,7 @@ def hardware(
 
             step("shards")
             res = run_hardware_sharded(
-                sp, params, backend, shard_size, out_dir, resume=resume, address=address
+                sp, params, backend, shard_size, run_dir=out_dir, resume=resume, address=address
             )
             step("evaluate")
             step("check")
@@ -162,7 +163,7 @@ def hardware(
 
 
 def _model_row(spec) -> dict:
-    """The INTERFACES.md ``models show`` keys and a few more."""
+    """The docs/architecture.md#public-interface ``models show`` keys and a few more."""
     return {
         "name": spec.name,
         "source": spec.source,
@@ -194,7 +195,7 @@ def models_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """List the built-in model cards."""
-    from chipletcloud.models.llm import list_models, load_model
+    from chipletcloud.models.catalogue import list_models, load_model
 
     rows = [_model_row(load_model(n)) for n in list_models()]
     if as_json:
@@ -223,7 +224,7 @@ def models_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show one model: shape, parameter counts, bytes and FLOPs per token."""
-    from chipletcloud.models.llm import load_model
+    from chipletcloud.models.catalogue import load_model
 
     row = _model_row(load_model(model))
     if as_json:
@@ -270,7 +271,7 @@ def evaluate(
     from chipletcloud.config import config_hash, resolve
     from chipletcloud.explore.backends import check_options
     from chipletcloud.explore.software import evaluate_models
-    from chipletcloud.models.llm import load_model
+    from chipletcloud.models.catalogue import load_model
     from chipletcloud.report.runs import write_evaluation
     from chipletcloud.sparsity.formats import FORMATS
 
@@ -291,7 +292,15 @@ def evaluate(
             from chipletcloud.explore.shards import evaluate_models_sharded
 
             run = evaluate_models_sharded(
-                table, specs, params, backend, shard_size, out_dir, resume, address, step
+                table,
+                specs,
+                params,
+                backend,
+                shard_size,
+                run_dir=out_dir,
+                resume=resume,
+                address=address,
+                progress=step,
             )
         else:
             run = evaluate_models(table, specs, params, progress=step)
@@ -402,7 +411,7 @@ def simulate_cmd(
     """Simulate serving a model on GPUs/TPUs: TTFT, time per output token, end-to-end latency,
     throughput, and where the decode time goes."""
     from chipletcloud.baselines.hbm import run
-    from chipletcloud.models.llm import load_model
+    from chipletcloud.models.catalogue import load_model
 
     r = run(
         hardware,
@@ -447,22 +456,12 @@ def simulate_cmd(
 def validate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """The simulator against measured hardware (VALIDATION.md) and the analytic ASIC model
+    """The simulator against measured hardware (docs/validation.md) and the analytic ASIC model
     against the event-level simulation."""
-    from chipletcloud.baselines.validation import validate as run_validation
+    from chipletcloud.baselines.asic_validation import validation_report
 
-    report = run_validation()
-    try:
-        from chipletcloud.config import load_space, resolve
-        from chipletcloud.explore.hardware import explore_hardware
-        from chipletcloud.perf.des import asic_cases
-
-        params = resolve("isca24")
-        report["asic_cases"] = asic_cases(explore_hardware(load_space(), params).table, params)
-    except ImportError:  # pragma: no cover - the event-level simulator is optional
-        report["asic_cases"] = []
+    report = validation_report()
     errs = [abs(c["error"]) for c in report["asic_cases"]]
-    report["asic_median_abs_error"] = float(sorted(errs)[len(errs) // 2]) if errs else None
     if as_json:
         _emit_json(report)
         return
@@ -501,7 +500,7 @@ def sparsity_cmd(
     from chipletcloud.config import load_space, resolve
     from chipletcloud.explore import software
     from chipletcloud.explore.hardware import explore_hardware
-    from chipletcloud.models.llm import load_model
+    from chipletcloud.models.catalogue import load_model
     from chipletcloud.sparsity.capacity import capacity_study
     from chipletcloud.sparsity.formats import check_format, check_sparsity
 
@@ -521,8 +520,7 @@ def sparsity_cmd(
         raise InputError("model", model, "a model that fits some design of the hardware table")
     wl = software.workload(params.preset.workload)
     shape = res.shape
-    memory = card["servers"] * card["chips_per_server"] * card["sram_mb_per_chip"] * 1e6
-    kv = card["batch"] * wl.max_context * 2.0 * shape.num_layers * shape.kv_width * wl.kv_bytes
+    memory, kv = software.system_memory(card, shape, wl)
     study = capacity_study(
         memory,
         kv,
@@ -552,9 +550,6 @@ def sparsity_cmd(
     )
 
 
-PAPER_MODELS = ("gpt2", "megatron", "gpt3", "gopher", "mtnlg", "bloom", "palm", "llama2-70b")
-
-
 @app.command()
 def compare(
     model: Annotated[list[str] | None, typer.Option("--model", help="Model; repeat.")] = None,
@@ -563,6 +558,7 @@ def compare(
 ) -> None:
     """Chiplet Cloud's TCO-optimal design against rented and fabricated GPUs and TPUs."""
     from chipletcloud.baselines.compare import run_compare
+    from chipletcloud.models.catalogue import PAPER_MODELS
 
     result = run_compare(
         list(model or PAPER_MODELS), preset, progress_enabled=not as_json, progress=_progress
@@ -605,7 +601,8 @@ def reproduce(
     """The whole evaluation on defaults: phase 1, phase 2 for the eight paper models, the GPU/TPU
     comparison, the shared design, sparsity, the design studies, validation; figures,
     DIR/report.html and DIR/summary.json."""
-    from chipletcloud.report.reproduce import PAPER_MODELS, STEPS
+    from chipletcloud.models.catalogue import PAPER_MODELS
+    from chipletcloud.report.reproduce import STEPS
     from chipletcloud.report.reproduce import reproduce as run_reproduce
     from chipletcloud.sparsity.formats import FORMATS
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import platform
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from importlib import resources
+from functools import cache, lru_cache
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -165,7 +166,7 @@ class ServerParams(_Strict):
 
 
 class TcoParams(_Strict):
-    """TCO constants (data/tco/*.yaml), REFERENCE.md s5."""
+    """TCO constants (data/tco/*.yaml), docs/tco.md."""
 
     server_life_years: float = Field(gt=0)
     electricity_usd_per_kwh: float = Field(ge=0)
@@ -192,9 +193,11 @@ class Choices(_Strict):
 
 
 class WorkloadSpec(_Strict):
-    """The serving workload of phase 2 (REFERENCE.md s6: 128-token prompt, 256 generated), the
+    """The serving workload of phase 2 (docs/inference-model.md: 128-token prompt, 256 generated),
+    the
     number formats, which model shape the paper models use (``paper``: the authors' simplified
-    shape of REFERENCE.md s9; ``true``: the real one) and whether a paper shape counts its
+    shape of docs/models.md#the-eight-paper-models; ``true``: the real one) and whether a paper
+    shape counts its
     embedding and LM-head matrices (the authors' 12 L d^2 does not; real shapes always do), and
     the weight sparsity with its storage format."""
 
@@ -213,7 +216,8 @@ class WorkloadSpec(_Strict):
 
 
 class SearchSpec(_Strict):
-    """The phase-2 mapping space (REFERENCE.md s6): batch 1..1024 in powers of two, micro-batches
+    """The phase-2 mapping space (docs/inference-model.md): batch 1..1024 in powers of two,
+    micro-batches
     dividing the batch, pipeline degrees dividing the layers, servers from the capacity minimum
     times each multiplier. ``units_per_layer`` > 1 lets stages hold parts of a layer and
     ``uneven_pipeline`` allows stages of unequal size (the slowest sets the pace), as the v1 model
@@ -346,6 +350,17 @@ def resolve(preset: Preset | str = "isca24") -> Params:
     return Params(preset=preset, choices=preset.choices, sources=sources, **typed)
 
 
+@cache
+def tech_params(name: str = "7nm") -> TechParams:
+    """A technology card (``data/tech/<name>.yaml``) as typed parameters, without a preset's
+    overrides: the constants that do not depend on the design point (e.g. energies per access)."""
+    raw = {k: q.value for k, q in load_card("tech", name).items()}
+    try:
+        return TechParams.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_to_input_error(exc, f"tech/{name}") from exc
+
+
 # --------------------------------------------------------------------------------------------------
 # Sweep spaces
 
@@ -355,7 +370,8 @@ def _as_list(v: Any) -> Any:
 
 
 class HardwareSpace(_Strict):
-    """Phase-1 design space. Each field is a scalar or a non-empty list (REFERENCE.md s4)."""
+    """Phase-1 design space. Each field is a scalar or a non-empty list
+    (docs/design-space.md#phase-1-hardware-space)."""
 
     die_area_mm2: list[float] = Field(min_length=1)
     mac_ratio: list[float] = Field(min_length=1)
@@ -437,3 +453,30 @@ def config_hash(obj: Any) -> str:
     """SHA-256 (first 16 hex digits) of a JSON-able config, keys sorted."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+PACKAGES = (
+    "chipletcloud",
+    "numpy",
+    "numba",
+    "duckdb",
+    "pyarrow",
+    "pydantic",
+    "scipy",
+    "typer",
+    "simpy",
+    "matplotlib",
+    "plotly",
+    "jinja2",
+)
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the packages results depend on."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out

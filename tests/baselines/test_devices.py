@@ -1,4 +1,4 @@
-"""Device and price cards of the GPU/TPU baselines: sourced, exact where REFERENCE.md s8 is exact,
+"""Device and price cards of the GPU/TPU baselines: sourced, exact where docs/baselines.md is exact,
 and bad cards fail with one InputError that names the field."""
 
 from __future__ import annotations

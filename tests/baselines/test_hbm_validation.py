@@ -12,7 +12,7 @@ from chipletcloud.baselines.devices import load_device, load_prices
 from chipletcloud.baselines.validation import TOLERANCE, load_cases, validate
 from chipletcloud.cli import main
 from chipletcloud.config import resolve
-from chipletcloud.models.llm import load_model
+from chipletcloud.models.catalogue import load_model
 
 
 def test_every_validation_case_is_sourced():
@@ -140,7 +140,8 @@ def test_simulate_cli_bad_input(capsys, args, fragment):
 
 
 def test_compare_v1_headline(capsys):
-    # REFERENCE.md s7/s8 and issue 4: GPT-3 vs rented A100 94x, PaLM vs rented TPU v4 15x, each
+    # docs/baselines.md#literature-baselines-v1 and issue 4: GPT-3 vs rented A100 94x, PaLM vs
+    # rented TPU v4 15x, each
     # within 15%, from the v1 model's own search against the literature baselines
     assert main(["compare", "--preset", "v1", "--model", "gpt3", "--model", "palm", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)

@@ -1,4 +1,4 @@
-"""CC-MEM model: the six REFERENCE.md s1 calibration points, monotonicity, exact inversion,
+"""CC-MEM model: the six docs/hardware-model.md calibration points, monotonicity, exact inversion,
 breakdowns, the decoder and crossbar scaling, the macro table and the parameter loaders."""
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from chipletcloud.models import ccmem
 P = ccmem.ParamsCCMEM.default()
 MIB = 2**20
 
-# REFERENCE.md s1: (SRAM area mm2, bandwidth bits/cycle, capacity MiB) of the authors' model [A]
+# docs/hardware-model.md: (SRAM area mm2, bandwidth bits/cycle, capacity MiB) of the authors' model
+# [A]
 SIX_POINTS = [
     (150.0, 40_000, 352.1),
     (80.0, 22_000, 236.5),
@@ -307,7 +308,7 @@ def test_macro_table_is_what_the_card_derives():
         assert s["source"]
         for k, v in d.items():
             assert s[k] == pytest.approx(v, rel=1e-5), (s["depth_words"], s["width_bits"], k)
-        # array = bits x 0.027 um2 (REFERENCE.md s1: the 0.027 / 0.074 bit-cell scaling)
+        # array = bits x 0.027 um2 (docs/hardware-model.md: the 0.027 / 0.074 bit-cell scaling)
         assert s["array_area_mm2"] == pytest.approx(
             s["depth_words"] * s["width_bits"] * 0.074 * (0.027 / 0.074) * 1e-6
         )

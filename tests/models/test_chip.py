@@ -1,4 +1,4 @@
-"""Chip model: the REFERENCE.md s2 worked example and the s1 SRAM calibration points."""
+"""Chip model: the docs/hardware-model.md#worked-example and its SRAM calibration points."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from chipletcloud.models import chip
 
 TECH = TechParams.model_validate({k: q.value for k, q in load_card("tech", "7nm").items()})
 
-# REFERENCE.md s1: (SRAM area mm2, bandwidth bits/cycle, capacity MiB) of the authors' macro model
+# docs/hardware-model.md: (SRAM area mm2, bandwidth bits/cycle, capacity MiB) of the authors' macro
+# model
 SRAM_POINTS = [
     (150, 40_000, 352.1),
     (80, 22_000, 236.5),
@@ -24,7 +25,7 @@ SRAM_POINTS = [
 
 
 def test_worked_example_area_compute_power(isca24):
-    # REFERENCE.md s2 worked example: 160 mm2, mac_ratio 0.24, OI 1, linear SRAM 0.45 mm2/MB
+    # docs/hardware-model.md#worked-example: 160 mm2, mac_ratio 0.24, OI 1, linear SRAM 0.45 mm2/MB
     c = chip.evaluate_chips(np.array([160.0]), 0.24, 1.0, isca24.tech, "linear")
     assert c["die_side_mm"][0] == pytest.approx(12.649, abs=5e-4)
     assert c["core_area_mm2"][0] == pytest.approx(151.27, abs=5e-3)
@@ -50,7 +51,7 @@ def _fit_errors(tech):
 
 def test_bandwidth_aware_fit_on_six_points(isca24):
     # The [D] fit A = 0.26782 C_MiB + 0.033324 (kbit/cycle)^2 stays within 3% on all six points
-    # (measured: -1.6%, -0.6%, -1.8%, +1.6%, +0.6%, +3.0%); REFERENCE.md s1 quotes 3% for its
+    # (measured: -1.6%, -0.6%, -1.8%, +1.6%, +0.6%, +3.0%); docs/hardware-model.md quotes 3% for its
     # rounded surrogate 0.268 / 0.0333.
     errs = _fit_errors(isca24.tech)
     assert np.max(np.abs(errs)) < 0.030

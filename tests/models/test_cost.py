@@ -1,4 +1,5 @@
-"""Die cost against REFERENCE.md s2 (the authors' ISCA-era constants, recomputed)."""
+"""Die cost against docs/hardware-model.md#constants-and-their-sources (the authors' ISCA-era
+constants, recomputed)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from hypothesis import strategies as st
 
 from chipletcloud import cost
 
-# REFERENCE.md s2 "Reference values of the yield and cost model": (area, DPW, yield, die cost)
+# docs/hardware-model.md#constants-and-their-sources "Reference values of the yield and cost
+# model": (area, DPW, yield, die cost)
 TABLE = [
     (100, 651, 0.9053, 17.14),
     (200, 316, 0.8203, 38.96),
@@ -30,7 +32,8 @@ def test_reference_table(area, dpw, y, usd):
 
 
 def test_grid_method_is_exact_fixed_grid_count():
-    # REFERENCE.md s2: an exact fits-inside-the-circle count gives 640 for 100 mm2 (vs 651 rows)
+    # docs/hardware-model.md#constants-and-their-sources: an exact fits-inside-the-circle count
+    # gives 640 for 100 mm2 (vs 651 rows)
     assert cost.dies_per_wafer(100, method="grid") == 640
     areas = np.array([50.0, 100, 200, 400, 800])
     assert np.all(cost.dies_per_wafer(areas, method="grid") <= cost.dies_per_wafer(areas))

@@ -10,13 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chipletcloud.errors import InputError
-from chipletcloud.models.llm import (
-    PAPER_MODELS,
-    ModelSpec,
-    PaperShape,
-    list_models,
-    load_model,
-)
+from chipletcloud.models.catalogue import PAPER_MODELS, list_models, load_model
+from chipletcloud.models.llm import ModelSpec, PaperShape
 
 B = 1_000_000_000
 
@@ -111,7 +106,7 @@ def test_palm_true_shape():
 
 # ---------------------------------------------------------------------------- 12 L d^2
 
-# REFERENCE.md section 9: 12 x L x d^2 of the authors' shapes.
+# docs/models.md#the-eight-paper-models: 12 x L x d^2 of the authors' shapes.
 TWELVE_LD2 = {
     "gpt2": 12 * 48 * 1600**2,  # 1.47 B
     "megatron": 12 * 72 * 3072**2,  # 8.15 B
@@ -194,7 +189,7 @@ def test_paper_spec_is_the_simplified_shape():
 
 
 def test_paper_kv_bytes_follow_reference_formula():
-    # REFERENCE.md section 6: KV bytes per token = 2 x L x (d / H) x (H / g) x 2 B.
+    # docs/inference-model.md: KV bytes per token = 2 x L x (d / H) x (H / g) x 2 B.
     for name in PAPER_MODELS:
         p = load_model(name).paper()
         ps = p.paper_shape

@@ -1,4 +1,4 @@
-"""TCO model against REFERENCE.md s5 (worked example) and s2 (server worked example)."""
+"""TCO model against docs/tco.md (worked example) and s2 (server worked example)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chipletcloud import tco
+from chipletcloud.perf import formulas
 
 
 def test_worked_example():
-    # REFERENCE.md s5: C = $10,000, P = 1,000 W, L = 1.5 y -> $15,116
+    # docs/tco.md: C = $10,000, P = 1,000 W, L = 1.5 y -> $15,116
     assert tco.server_tco_usd(10000, 1000) == pytest.approx(15116, abs=1)
 
 
 def test_coefficients():
-    # REFERENCE.md s5: TCO = 1.1145 C + 3.9709 $/W x P
+    # docs/tco.md: TCO = 1.1145 C + 3.9709 $/W x P
     a, b = tco.tco_coefficients()
     assert a == pytest.approx(1.1145, abs=5e-5)
     assert b == pytest.approx(3.9709, abs=5e-5)
@@ -38,14 +39,17 @@ def test_breakdown_sums_and_parts():
 
 
 def test_server_worked_example_tco():
-    # REFERENCE.md s2: server cost $7,008.73 at 2,281.08 W -> $16,869.34
+    # docs/hardware-model.md#constants-and-their-sources: server cost $7,008.73 at 2,281.08 W ->
+    # $16,869.34
     assert tco.server_tco_usd(7008.73, 2281.08) == pytest.approx(16869.34, abs=0.05)
 
 
-def test_usd_per_token():
-    # 10 servers of $15,116 TCO over 1.5 y (365-day) at 1,000 tokens/s
-    got = tco.usd_per_token(10, 15116.0, 1000.0)
-    assert got == pytest.approx(10 * 15116 / (1.5 * 365 * 86400) / 1000)
+def test_usd_per_million_tokens():
+    # 10 servers of $15,116 TCO over 1.5 y (365-day) at 1,000 tokens/s: $3.1956 per M tokens
+    life_s = 1.5 * 365 * 86400
+    got = formulas.usd_per_million_tokens(10, 15116.0, life_s, 1000.0)
+    assert got == pytest.approx(10 * 15116 / 47_304_000 / 1000 * 1e6)
+    assert got == pytest.approx(3.19550, abs=1e-5)
 
 
 @given(

@@ -1,4 +1,5 @@
-"""Lane heatsink + fan thermal model against REFERENCE.md s3 (table) and s2 (worked example)."""
+"""Lane heatsink + fan thermal model against docs/hardware-model.md#thermal-model (table and worked
+example)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from chipletcloud.models.thermal import (
 
 PARAMS = ThermalParams.default()
 
-# REFERENCE.md s3: allowed power per package INCLUDING the authors' x2, for (die mm2, n per lane);
+# docs/hardware-model.md#thermal-model: allowed power per package INCLUDING the authors' x2, for
+# (die mm2, n per lane);
 # None = infeasible (20 x 28.3 mm does not fit in the 450 mm lane)
 TABLE = {
     50: {3: 87.0, 10: 53.2, 20: 34.6},
@@ -44,7 +46,8 @@ def _power(side, n, allowance=2.0, params=PARAMS):
 
 @pytest.mark.parametrize(("area", "n", "watts"), FEASIBLE)
 def test_reference_table_within_10_percent(area, n, watts):
-    # REFERENCE.md s3 table, heat-source side = sqrt(area), allowance x2 (the authors' final code)
+    # docs/hardware-model.md#thermal-model table, heat-source side = sqrt(area), allowance x2 (the
+    # authors' final code)
     assert _power(math.sqrt(area), n) == pytest.approx(watts, rel=0.10)
 
 
@@ -55,14 +58,14 @@ def test_reference_table_tight():
 
 
 def test_reference_table_infeasible_cell():
-    # REFERENCE.md s3: 800 mm2, 20 per lane: 20 x 28.3 mm > 450 mm
+    # docs/hardware-model.md#thermal-model: 800 mm2, 20 per lane: 20 x 28.3 mm > 450 mm
     r = lane_thermal(math.sqrt(800), 20)
     assert float(r.max_package_power_w) == 0.0
     assert math.isnan(float(r.heatsink_cost_usd)) and math.isnan(float(r.fin_count))
 
 
 def test_worked_example():
-    # REFERENCE.md s2 worked example: side 12.649 mm (160 mm2), 19 per lane
+    # docs/hardware-model.md#worked-example: side 12.649 mm (160 mm2), 19 per lane
     # -> 43.54 W allowed (after the x2), heatsink $1.056
     r = lane_thermal(12.649, 19)
     assert float(r.max_package_power_w) == pytest.approx(43.54, rel=0.10)
@@ -151,7 +154,8 @@ def test_broadcasting_and_memoised_uniques():
 
 
 def test_many_candidates_fast_when_warm():
-    # phase 1 calls it on ~80,000 candidates with ~27 x 18 unique pairs (REFERENCE.md s4)
+    # phase 1 calls it on ~80,000 candidates with ~27 x 18 unique pairs
+    # (docs/design-space.md#phase-1-hardware-space)
     areas = np.array(
         [20, 30, 40, 50, 60, 80] + list(range(100, 201, 20)) + list(range(240, 801, 40)), float
     )
@@ -241,7 +245,8 @@ def test_bad_inputs_raise(side, n, allowance):
 
 
 def test_v1_base_width_lowers_power():
-    # REFERENCE.md s2: v1 used a 40 x 40 mm base; a narrower heatsink cools less
+    # docs/hardware-model.md#constants-and-their-sources: v1 used a 40 x 40 mm base; a narrower
+    # heatsink cools less
     narrow = dataclasses.replace(PARAMS, heatsink_base_width_mm=40.0)
     assert 0 < _power(10.0, 10, params=narrow) < _power(10.0, 10)
 

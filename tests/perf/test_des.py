@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 from tiny import tiny_shape, tiny_system  # tests/perf/tiny.py
 
 from chipletcloud.perf import des
-from chipletcloud.perf.simulate import simulate, stage_ops
+from chipletcloud.perf.analytic import simulate, stage_ops
 from chipletcloud.perf.workload import System, Workload
 
 
@@ -26,7 +25,7 @@ def naive_links(monkeypatch):
     """The analytic model's link rule before it learnt from this simulation about groups that
     straddle servers (chip link whenever tp <= chips per server): these tests isolate what the
     event-level model adds on its own."""
-    import chipletcloud.perf.simulate as sim_mod
+    import chipletcloud.perf.analytic as sim_mod
 
     def links(system, servers, tp, pp=1, latency_model="isca24"):
         tp = np.asarray(tp, float)
@@ -289,6 +288,7 @@ def test_pick_steps_and_decode_total():
 
 
 def test_asic_cases_on_a_small_table(isca24):
+    from chipletcloud.baselines.asic_validation import asic_cases
     from chipletcloud.config import HardwareSpace
     from chipletcloud.explore.hardware import explore_hardware
 
@@ -299,12 +299,10 @@ def test_asic_cases_on_a_small_table(isca24):
         packages_per_lane=[6, 12],
     )
     table = explore_hardware(sp, isca24).table
-    t0 = time.perf_counter()
     details: list = []
-    recs = des.asic_cases(
+    recs = asic_cases(
         table, isca24, models=("gpt2", "llama2-70b"), n_points=3, details=details, fast=False
     )
-    assert time.perf_counter() - t0 < 20
     keys = {"id", "source", "quantity", "unit", "measured", "predicted", "error"}
     assert recs and all(set(r) == keys for r in recs)
     assert len({r["id"] for r in recs}) == len(recs)

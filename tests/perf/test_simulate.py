@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tiny import tiny_shape, tiny_system  # tests/perf/tiny.py
 
-from chipletcloud.perf.simulate import layer_ops, links, memory_per_chip, simulate, stage_ops
+from chipletcloud.perf.analytic import layer_ops, links, memory_per_chip, simulate, stage_ops
 from chipletcloud.perf.workload import Workload
 
 WL = Workload(prompt_tokens=3, output_tokens=2)  # mean decode context 3 + 2/2 = 4

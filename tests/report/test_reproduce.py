@@ -22,7 +22,7 @@ def test_reproduce_quick(tmp_path, capsys):
     assert len(s["optimal"]) == 8
     st = s["studies"]
     assert {"die_size", "batch", "pipeline", "design_choice", "nre", "sensitivity"} <= set(st)
-    # the paper: TCO-optimal dies of 100-200 mm2 (REFERENCE.md s10)
+    # the paper: TCO-optimal dies of 100-200 mm2 (docs/baselines.md#headline-results-of-the-paper)
     assert st["die_size"]["optimum_mm2"] == [100, 200]
     assert 1.6 <= s["sparsity"]["capacity"]["capacity_gain"] <= 1.8
     assert s["manifest"]["config_hash"] and s["manifest"]["versions"]["numpy"]

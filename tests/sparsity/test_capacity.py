@@ -11,7 +11,7 @@ from chipletcloud.sparsity.capacity import capacity_study, effective_ratio
 
 
 def test_sixty_percent_value_index_gain_in_paper_range():
-    # REFERENCE.md s1: 0.4 x (16 + 8) / 16 = 0.60 of dense -> 1.67x; the paper reports 1.7x
+    # docs/hardware-model.md: 0.4 x (16 + 8) / 16 = 0.60 of dense -> 1.67x; the paper reports 1.7x
     s = capacity_study(1e12, 0.0, 0.6)
     assert s["storage_ratio"] == pytest.approx(0.6)
     assert 1.6 <= s["capacity_gain"] <= 1.8

@@ -304,7 +304,8 @@ def test_ratios_at_60_percent_sparsity():
     def ratio(x, fmt):
         return encode(x, fmt).nbytes / x.nbytes
 
-    assert ratio(x16, "value_index") == pytest.approx(0.60, rel=0.01)  # 1.67x (REFERENCE s1)
+    # 1.67x capacity (docs/sparsity.md)
+    assert ratio(x16, "value_index") == pytest.approx(0.60, rel=0.01)
     assert 1 / ratio(x16, "value_index") == pytest.approx(1.67, abs=0.02)
     assert ratio(x16, "bitmask") == pytest.approx(0.4625, rel=0.01)  # 2.16x
     assert 1 / ratio(x16, "bitmask") == pytest.approx(2.16, abs=0.03)

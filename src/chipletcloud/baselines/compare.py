@@ -28,7 +28,8 @@ from chipletcloud.baselines.devices import DeviceCard, load_device, load_prices
 from chipletcloud.baselines.hbm import device_system
 from chipletcloud.config import Params
 from chipletcloud.models import tco
-from chipletcloud.perf.simulate import simulate
+from chipletcloud.perf import formulas as fm
+from chipletcloud.perf.analytic import simulate
 from chipletcloud.perf.workload import LayerShape, Workload
 
 GPU, TPU = "a100-80gb", "tpu-v4"  # the paper's baselines
@@ -104,8 +105,13 @@ def baseline_search(card: DeviceCard, shape: LayerShape, wl: Workload, batches) 
     }
 
 
-def _best(pts: dict, usd_per_device_s: float, max_tpot: float | None = None) -> dict | None:
-    cost = pts["devices"] * usd_per_device_s / pts["throughput_tokens_per_s"] * 1e6
+def best_mapping(pts: dict, usd_per_device_s: float, max_tpot: float | None = None) -> dict | None:
+    """The cheapest feasible mapping of :func:`baseline_search`'s points (no slower than
+    ``max_tpot`` s/token when given) at ``usd_per_device_s`` (a rented device's price per second,
+    or a fabricated one's TCO over its life in seconds), or None."""
+    cost = fm.usd_per_million_tokens(
+        pts["devices"], usd_per_device_s, 1.0, pts["throughput_tokens_per_s"]
+    )
     ok = pts["feasible"] & np.isfinite(cost)
     if max_tpot is not None:
         ok &= pts["tpot_s"] <= max_tpot
@@ -133,7 +139,7 @@ def compare_model(
 ) -> dict:
     """Baselines for one model against its Chiplet Cloud TCO-optimal design card."""
     cc = cc_card["usd_per_million_tokens"]
-    life_s = params.tco.server_life_years * params.tco.seconds_per_year
+    life_s = tco.server_life_s(params.tco)
     out = {}
     for name in devices:
         card, prices = load_device(name), load_prices(name)
@@ -141,10 +147,10 @@ def compare_model(
         rent_s = prices.rented_usd_per_device_hour() / 3600.0
         fab = device_tco_usd(card, prices, params)
         for kind, usd_s in (("rented", rent_s), ("fabricated", fab["tco_usd"] / life_s)):
-            best = _best(pts, usd_s)
+            best = best_mapping(pts, usd_s)
             if best is None:
                 continue
-            matched = _best(pts, usd_s, cc_card["latency_s_per_token"])
+            matched = best_mapping(pts, usd_s, cc_card["latency_s_per_token"])
             best.update(
                 kind=kind,
                 device=name,
@@ -161,7 +167,7 @@ def compare_model(
 
 
 def v1_baselines() -> dict:
-    """The literature baselines of the arXiv v1 comparison (REFERENCE.md s8)."""
+    """The literature baselines of the arXiv v1 comparison (docs/baselines.md)."""
     path = resources.files("chipletcloud") / "data" / "prices" / "v1_baselines.json"
     return json.loads(path.read_text())
 
@@ -193,7 +199,7 @@ def compare_results(results, table: dict, params: Params, progress=None) -> dict
     """The comparison for phase-2 results already computed (``software.ModelResult`` list).
 
     Under a preset with the v1 latency model, the baselines are the v1 literature figures
-    (GPT-3 on rented A100s, PaLM on rented TPU v4, REFERENCE.md s8) and the summary compares
+    (GPT-3 on rented A100s, PaLM on rented TPU v4, docs/baselines.md) and the summary compares
     with the v1 headline (94x / 15x)."""
     from chipletcloud.explore import software
 
@@ -255,7 +261,7 @@ def run_compare(
     from chipletcloud.config import load_space, resolve
     from chipletcloud.explore import software
     from chipletcloud.explore.hardware import explore_hardware
-    from chipletcloud.models.llm import load_model
+    from chipletcloud.models.catalogue import load_model
 
     params = resolve(preset)
     specs = [load_model(m) for m in models]

@@ -20,17 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from chipletcloud.baselines.devices import DeviceCard, load_device
+from chipletcloud.config import TechParams, tech_params
 from chipletcloud.errors import InputError
 from chipletcloud.models.llm import ModelSpec
-from chipletcloud.perf.simulate import memory_per_chip, simulate, stage_ops
+from chipletcloud.perf.analytic import memory_per_chip, simulate, stage_ops
+from chipletcloud.perf.codes import OPS
 from chipletcloud.perf.workload import LayerShape, System, Workload
 
 DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
-
-#: HBM read energy (REFERENCE.md s6 [A]: HBM2 31.2 pJ/B); fp16 FMA 1.3 pJ; on-chip SRAM 0.94 pJ/B
-HBM_J_PER_BYTE = 31.2e-12
-FMA_J = 1.3e-12
-ACT_J_PER_BYTE = 0.94e-12
 
 
 def check_dtype(field: str, dtype: str) -> float:
@@ -58,13 +55,19 @@ def _optional(card: DeviceCard, key: str, default: float) -> float:
 TOPOLOGY_DIMS = {"nvswitch": 1.0, "torus3d": 3.0, "torus2d": 2.0, "ring": 1.0}
 
 
-def device_system(card: DeviceCard, weight_dtype: str = "bf16", n: int = 1) -> System:
+def device_system(
+    card: DeviceCard, weight_dtype: str = "bf16", n: int = 1, tech: TechParams | None = None
+) -> System:
     """``n`` identical rows describing one device of ``card`` (see the module docstring).
+
+    Energies per FMA, per HBM byte read and per on-chip activation byte come from the
+    technology card ``tech`` (default: ``data/tech/7nm.yaml``).
 
     Links run at ``link_efficiency`` of their nominal bandwidth (NCCL/ICI protocol overheads);
     all-reduces follow the scale-up topology (a ring on NVSwitch, one ring per dimension on a
     TPU torus)."""
     v = card.value
+    t = tech or tech_params()
     link_eff = _optional(card, "link_efficiency", 1.0)
     return System.broadcast(
         flops=np.full(n, compute_flops(card, weight_dtype)),
@@ -74,9 +77,9 @@ def device_system(card: DeviceCard, weight_dtype: str = "bf16", n: int = 1) -> S
         server_link_bw=v("scale_out_bytes_per_s") * link_eff,
         chips_per_server=float(card.scale_up_domain),
         link_startup_s=v("collective_startup_s"),
-        fma_j=FMA_J,
-        mem_j_per_byte=HBM_J_PER_BYTE,
-        act_j_per_byte=ACT_J_PER_BYTE,
+        fma_j=t.fma_energy_pj * 1e-12,
+        mem_j_per_byte=t.hbm_read_pj_per_byte * 1e-12,
+        act_j_per_byte=t.sram_activation_read_pj_per_byte * 1e-12,
         static_w_per_chip=0.0,
         flops_eff=v("flops_efficiency"),
         mem_eff=v("hbm_efficiency"),
@@ -179,19 +182,7 @@ def run(
         sys_, shape, wl, servers=servers, pp=pp, tp=tp, micro_batch=micro_batch, phase="decode"
     )
     steps = max(pp, batch // micro_batch)
-    breakdown = {
-        op: float(np.ravel(ops[op])[0]) * steps
-        for op in (
-            "qkv",
-            "attention",
-            "out_proj",
-            "norms",
-            "mlp",
-            "allreduce",
-            "lm_head",
-            "stage_transfer",
-        )
-    }
+    breakdown = {op: float(np.ravel(ops[op])[0]) * steps for op in OPS}
     w, kv = memory_per_chip(sys_, shape, wl, pp=pp, tp=tp, batch=batch)
     return Run(
         card.name,

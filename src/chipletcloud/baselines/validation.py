@@ -1,11 +1,12 @@
-"""The simulator against measured hardware (``data/validation/cases.json``, from VALIDATION.md).
+"""The simulator against measured hardware (``data/validation/cases.json``, from
+docs/validation.md).
 
 Each case names its source, the measured value and a setup; :func:`predict` reproduces the setup
 with the same simulator phase 2 uses, on the device card's one set of efficiency parameters (no
 per-case factor). Kinds of setup:
 
 * ``layer``: one transformer layer on a tensor group (all ops of
-  :func:`~chipletcloud.perf.simulate.layer_ops` plus its two all-reduces);
+  :func:`~chipletcloud.perf.analytic.layer_ops` plus its two all-reduces);
 * ``gemm``: one matmul M x K x N: max(FLOPs / achievable FLOP/s, bytes of A, B, C / achievable
   bandwidth) + one kernel's overhead;
 * ``linear``: the four weight matmuls of a layer (QKV, output, MLP in, MLP out) for one token;
@@ -28,8 +29,11 @@ import numpy as np
 
 from chipletcloud.baselines.devices import load_device
 from chipletcloud.baselines.hbm import DTYPE_BYTES, device_system, run
-from chipletcloud.models.llm import ModelSpec, load_model
-from chipletcloud.perf.simulate import layer_ops, links, ring_allreduce_s
+from chipletcloud.models.catalogue import load_model
+from chipletcloud.models.llm import ModelSpec
+from chipletcloud.perf import formulas as fm
+from chipletcloud.perf.analytic import layer_ops, links
+from chipletcloud.perf.codes import OP_GROUPS
 from chipletcloud.perf.workload import LayerShape, Workload
 
 DATA = resources.files("chipletcloud") / "data" / "validation"
@@ -60,21 +64,9 @@ def _layer_seconds(setup: dict, card) -> float:
     system = device_system(card)
     tp = float(setup["tp"])
     ops = layer_ops(system, shape, wl, tp=tp, micro_batch=setup["batch"], phase=setup["phase"])
-    total = sum(
-        ops[op]
-        for op in (
-            "qkv",
-            "attention",
-            "softmax",
-            "out_proj",
-            "norms",
-            "mlp_in",
-            "activation",
-            "mlp_out",
-        )
-    )
+    total = sum(ops[op] for members in OP_GROUPS.values() for op in members)
     tp_bw, _ = links(system, 1.0, tp)
-    total = total + 2.0 * ring_allreduce_s(
+    total = total + 2.0 * fm.allreduce_s(
         ops["allreduce_bytes"], tp, tp_bw, system.link_startup_s, system.collective_dims
     )
     return float(np.asarray(total).ravel()[0])
@@ -85,7 +77,7 @@ def _gemm_seconds(setup: dict, card) -> float:
     m, k, n = (float(setup[x]) for x in ("m", "k", "n"))
     flops = 2.0 * m * k * n
     nbytes = (k * n + m * k + m * n) * DTYPE_BYTES["fp16"]
-    t = np.maximum(flops / (s.flops * s.flops_eff), nbytes / (s.mem_bw * s.mem_eff))
+    t = fm.matmul_s(flops, nbytes, s.flops * s.flops_eff, s.mem_bw * s.mem_eff, 1.0, False)
     return float((t + s.op_overhead_s)[0])
 
 
@@ -105,7 +97,7 @@ def _linear_seconds(setup: dict, card) -> float:
 
 def _allreduce_seconds(setup: dict, card) -> float:
     s = device_system(card)
-    t = ring_allreduce_s(
+    t = fm.allreduce_s(
         float(setup["bytes"]),
         float(setup["devices"]),
         s.chip_link_bw,

@@ -53,17 +53,19 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from chipletcloud.config import HardwareSpace, Params, config_hash
+from chipletcloud.config import HardwareSpace, Params, config_hash, versions
 from chipletcloud.errors import InputError
 from chipletcloud.explore.backends import Backend, get_backend
 from chipletcloud.explore.hardware import REASONS, HardwareResult, evaluate_servers
 from chipletcloud.models.llm import ModelSpec
+from chipletcloud.perf.codes import STATUS_NAMES
 
 #: Default shard sizes: candidates for phase 1, designs (servers-table rows) for phase 2. Fixed
 #: (not derived from the worker count) so that a run resumes on any machine and backend.
@@ -278,7 +280,7 @@ class ShardStore:
             "items": config.get("items"),
             "shard_size": config.get("shard_size"),
             "shards": config.get("shards"),
-            "versions": _versions(),
+            "versions": versions(),
             "created_utc": (entry or {}).get("created_utc", _now()),
         }
         self._manifest = {"format": SHARD_FORMAT, "stages": stages}
@@ -363,12 +365,6 @@ def engine_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def _versions() -> dict[str, str]:
-    from chipletcloud.report.store import versions
-
-    return versions()
-
-
 def table_digest(table: dict[str, np.ndarray]) -> str:
     """SHA-256 of a table's column names, dtypes and values (for the config hash)."""
     h = hashlib.sha256()
@@ -439,47 +435,67 @@ def _backend(backend: str | Backend, address: str | None) -> Iterator[Backend]:
         b.close()
 
 
+@dataclass(frozen=True)
+class ShardRun:
+    """Where sharded work keeps its shards and how it reports: ``run_dir`` (shards under
+    ``run_dir/shards``; None keeps none), ``resume`` (reuse the finished shards of an interrupted
+    run), ``address`` (a running Dask scheduler; None: a local cluster), ``progress`` (called
+    with a short message as work finishes) and ``stats`` (a dict that receives the shard,
+    resumed and computed counts)."""
+
+    run_dir: str | Path | None = None
+    resume: bool = False
+    address: str | None = None
+    progress: Callable[[str], None] | None = None
+    stats: dict | None = None
+
+    def step(self, msg: str) -> None:
+        if self.progress is not None:
+            self.progress(msg)
+
+    def store(self, stage: str, identity: dict, items: int, size: int, shards: int):
+        """The :class:`ShardStore` of ``stage`` (None without a run directory): its config is
+        the stage, the shard format, what identifies the work (``identity``) and its cut."""
+        if self.run_dir is None:
+            return None
+        cfg = {
+            "stage": stage,
+            "format": SHARD_FORMAT,
+            **identity,
+            "items": items,
+            "shard_size": size,
+            "shards": shards,
+        }
+        return ShardStore(self.run_dir, stage, cfg, self.resume)
+
+
 def run_hardware_sharded(
     space: HardwareSpace,
     params: Params,
     backend: str | Backend = "serial",
     shard_size: int | None = None,
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-    address: str | None = None,
-    progress: Callable[[str], None] | None = None,
-    stats: dict | None = None,
+    **run,
 ) -> HardwareResult:
     """Phase 1 in shards of ``shard_size`` candidates (default :data:`HARDWARE_SHARD_SIZE`) on
     ``backend``; identical to :func:`~chipletcloud.explore.hardware.explore_hardware`. With
     ``run_dir``, shards are kept in ``run_dir/shards/hardware`` (see the module docstring);
-    ``stats``, when given, receives the shard, resumed and computed counts."""
-    step = progress or (lambda _msg: None)
+    ``run``: the fields of :class:`ShardRun`."""
+    r = ShardRun(**run)
     size = _size(shard_size, HARDWARE_SHARD_SIZE)
     n = space.size
     ranges = shard_ranges(n, size)
     space_dump = space.model_dump()
-    with _backend(backend, address) as b:
-        store = None
-        if run_dir is not None:
-            cfg = {
-                "stage": "hardware",
-                "format": SHARD_FORMAT,
-                "space": space_dump,
-                "params": params.config_dict(),
-                "items": n,
-                "shard_size": size,
-                "shards": len(ranges),
-            }
-            store = ShardStore(run_dir, "hardware", cfg, resume)
+    with _backend(backend, r.address) as b:
+        identity = {"space": space_dump, "params": params.config_dict()}
+        store = r.store("hardware", identity, n, size, len(ranges))
         results = _run_shards(
             b,
             hardware_shard,
             ranges,
             lambda lo, hi: {"lo": lo, "hi": hi, "space": space_dump, "params": params},
             store,
-            step,
-            stats,
+            r.step,
+            r.stats,
         )
     names = list(results[0]["table"])
     table = {k: np.concatenate([r["table"][k] for r in results]) for k in names}
@@ -495,7 +511,7 @@ def run_hardware_sharded(
 
 def search_stage(spec: ModelSpec) -> str:
     """The run-directory stage name of a model's phase-2 shards."""
-    from chipletcloud.report.runs import model_dirname
+    from chipletcloud.explore.software import model_dirname
 
     return f"evaluate-{model_dirname(spec.name)}"
 
@@ -506,40 +522,29 @@ def search_sharded(
     params: Params,
     backend: str | Backend = "serial",
     shard_size: int | None = None,
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-    address: str | None = None,
-    progress: Callable[[str], None] | None = None,
-    stats: dict | None = None,
+    **run,
 ):
     """Phase 2 for one model in shards of ``shard_size`` designs (default
     :data:`SEARCH_SHARD_SIZE`) on ``backend``; identical to
     :func:`~chipletcloud.explore.software.search` (front rows and order, best per design,
-    counts). With ``run_dir``, shards are kept in ``run_dir/shards/evaluate-<model>``."""
+    counts). With ``run_dir``, shards are kept in ``run_dir/shards/evaluate-<model>``;
+    ``run``: the fields of :class:`ShardRun`."""
     from chipletcloud.explore import kernel, software
 
-    step = progress or (lambda _msg: None)
+    r = ShardRun(**run)
     software.check_table(table, "table")
     inp = software.search_inputs(table, spec, params)
     nd, nmap = len(inp.system), inp.grid.size
     size = _size(shard_size, SEARCH_SHARD_SIZE)
     ranges = shard_ranges(nd, size)
     spec_dump = spec.model_dump()
-    with _backend(backend, address) as b:
-        store = None
-        if run_dir is not None:
-            stage = search_stage(spec)
-            cfg = {
-                "stage": stage,
-                "format": SHARD_FORMAT,
-                "table": table_digest(table),
-                "model": spec_dump,
-                "params": params.config_dict(),
-                "items": nd,
-                "shard_size": size,
-                "shards": len(ranges),
-            }
-            store = ShardStore(run_dir, stage, cfg, resume)
+    with _backend(backend, r.address) as b:
+        identity = (
+            {"table": table_digest(table), "model": spec_dump, "params": params.config_dict()}
+            if r.run_dir is not None
+            else {}
+        )
+        store = r.store(search_stage(spec), identity, nd, size, len(ranges))
 
         def task(lo: int, hi: int) -> dict:
             return {
@@ -552,7 +557,7 @@ def search_sharded(
                 "chunk": KERNEL_CHUNK,
             }
 
-        results = _run_shards(b, search_shard, ranges, task, store, step, stats)
+        results = _run_shards(b, search_shard, ranges, task, store, r.step, r.stats)
     keep_d, keep_j, _, _ = kernel.merge_front(
         np.concatenate([np.asarray(r["design"], np.int64) for r in results]),
         np.concatenate([np.asarray(r["mapping"], np.int64) for r in results]),
@@ -569,7 +574,7 @@ def search_sharded(
         software.front_from_points(pts),
         best,
         evaluated=nd * nmap,
-        counts={k: int(v) for k, v in zip(kernel.STATUS_NAMES, counts, strict=True)},
+        counts={k: int(v) for k, v in zip(STATUS_NAMES, counts, strict=True)},
     )
 
 
@@ -579,21 +584,21 @@ def evaluate_models_sharded(
     params: Params,
     backend: str | Backend = "serial",
     shard_size: int | None = None,
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-    address: str | None = None,
-    progress: Callable[[str], None] | None = None,
+    **run,
 ):
     """:func:`~chipletcloud.explore.software.evaluate_models` with :func:`search_sharded` for
-    each model, all on one backend (started once); ``progress`` is called once per model."""
+    each model, all on one backend (started once); ``run``: the fields of :class:`ShardRun`
+    (``progress`` is called once per model)."""
     from chipletcloud.explore import software
 
     software.check_table(table, "table")
-    step = progress or (lambda _msg: None)
+    r = ShardRun(**run)
     results = []
-    with _backend(backend, address) as b:
+    with _backend(backend, r.address) as b:
         for spec in specs:
             p = software.params_for(spec, params)  # a card's own sparsity, as evaluate_models
-            results.append(search_sharded(table, spec, p, b, shard_size, run_dir, resume))
-            step(spec.name)
+            results.append(
+                search_sharded(table, spec, p, b, shard_size, run_dir=r.run_dir, resume=r.resume)
+            )
+            r.step(spec.name)
     return software.EvaluationRun(table, params, results, software.portfolio(results, table))

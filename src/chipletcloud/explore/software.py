@@ -4,11 +4,13 @@ token).
 
 Two implementations of the same search:
 
-* :func:`evaluate_reference` builds the whole (design x mapping) grid as numpy arrays and calls the
-  readable simulator :func:`chipletcloud.perf.simulate.simulate` and :func:`price`. Memory grows
+* :func:`reference_points` builds the whole (design x mapping) grid as numpy arrays and calls the
+  readable simulator :func:`chipletcloud.perf.analytic.simulate` and
+  :func:`chipletcloud.perf.analytic.price`. Memory grows
   with the grid: for tests and small tables.
-* :func:`search` runs the numba kernel :mod:`chipletcloud.explore.kernel` over chunks of designs
-  (the same formulas, one point at a time, in parallel), keeps each design's local Pareto front
+* :func:`search` runs the numba search loop :mod:`chipletcloud.explore.kernel` over chunks of
+  designs (the fast path :mod:`chipletcloud.perf.fast`: the same formulas, one point at a time,
+  in parallel), keeps each design's local Pareto front
   and its TCO-optimal point, then recomputes the kept points with the reference for their full
   metrics. The global front is exact: it is the front of the union of the local fronts.
 
@@ -20,6 +22,7 @@ pipeline degree in the divisors of the layers, batch and micro-batch in the pres
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,41 +32,11 @@ from chipletcloud.errors import InputError
 from chipletcloud.explore.pareto import pareto_mask
 from chipletcloud.models import tco
 from chipletcloud.models.llm import ModelSpec
-from chipletcloud.perf.simulate import simulate
+from chipletcloud.perf import formulas as fm
+from chipletcloud.perf.analytic import Pricing, price, simulate
+from chipletcloud.perf.codes import DOES_NOT_FIT, FEASIBLE, INVALID_MAPPING, STATUS_NAMES
 from chipletcloud.perf.workload import LayerShape, System, Workload
 from chipletcloud.sparsity.capacity import effective_ratio
-
-POWER_SOURCES = {"energy": 0, "tdp": 1, "tdp_utilisation": 2}
-
-
-@dataclass(frozen=True)
-class Pricing:
-    """Per-design economics (arrays): server cost (USD), server TDP (W), fixed wall power of
-    fans and host (W), conversion efficiency, TCO coefficients (TCO = a C + b P; ``fixed`` = C +
-    its interest per USD of C, for the v1 utilisation-scaled TCO), life in seconds."""
-
-    server_cost_usd: np.ndarray
-    server_tdp_w: np.ndarray
-    overhead_w: np.ndarray
-    efficiency: float
-    a_per_usd: float
-    b_per_w: float
-    fixed_per_usd: float
-    life_s: float
-    power_source: str
-
-    def take(self, idx) -> Pricing:
-        return Pricing(
-            self.server_cost_usd[idx],
-            self.server_tdp_w[idx],
-            self.overhead_w[idx],
-            self.efficiency,
-            self.a_per_usd,
-            self.b_per_w,
-            self.fixed_per_usd,
-            self.life_s,
-            self.power_source,
-        )
 
 
 def model_shape(spec: ModelSpec, wl: WorkloadSpec) -> LayerShape:
@@ -126,45 +99,10 @@ def system_from_servers(table: dict[str, np.ndarray], params: Params) -> tuple[S
         a_per_usd=a,
         b_per_w=b,
         fixed_per_usd=1.0 + interest,
-        life_s=life * params.tco.seconds_per_year,
+        life_s=tco.server_life_s(params.tco),
         power_source=params.choices.power_source,
     )
     return system, pricing
-
-
-def price(pricing: Pricing, sim: dict[str, np.ndarray], servers, chips_per_server):
-    """USD per million tokens, system capex and wall power for simulated points (arrays aligned
-    with ``sim``). Server power by ``power_source``: ``energy`` = the energy model's mean chip power
-    plus fans and host through the conversion losses, capped at the server TDP; ``tdp``; or
-    ``tdp_utilisation`` (v1: TCO = fixed + U x (TCO at TDP - fixed), U the FLOP utilisation)."""
-    servers = np.asarray(servers, float)
-    c = pricing.server_cost_usd
-    tdp = pricing.server_tdp_w
-    if pricing.power_source == "energy":
-        p = np.minimum(
-            (sim["chip_power_w"] * chips_per_server + pricing.overhead_w) / pricing.efficiency, tdp
-        )
-        server_tco = pricing.a_per_usd * c + pricing.b_per_w * p
-    elif pricing.power_source == "tdp":
-        p = tdp
-        server_tco = pricing.a_per_usd * c + pricing.b_per_w * p
-    else:
-        # utilisation of all the servers' chips (the TDP counts them all), not only the p x t
-        # chips the mapping uses (authors' v1-era mapping code)
-        share = sim["chips"] / (servers * np.asarray(chips_per_server, float))
-        u = np.minimum(sim["flop_utilisation"] * share, 1.0)
-        fixed = pricing.fixed_per_usd * c
-        full = pricing.a_per_usd * c + pricing.b_per_w * tdp
-        server_tco = fixed + u * (full - fixed)
-        p = u * tdp
-    usd_per_token = servers * server_tco / pricing.life_s / sim["throughput_tokens_per_s"]
-    return {
-        "usd_per_million_tokens": usd_per_token * 1e6,
-        "capex_usd": servers * c,
-        "power_w": servers * p,
-        "system_tco_usd": servers * server_tco,
-        "joules_per_token": servers * p / sim["throughput_tokens_per_s"],
-    }
 
 
 @dataclass(frozen=True)
@@ -217,7 +155,7 @@ def min_servers(system: System, shape: LayerShape, wl: Workload) -> np.ndarray:
 
 def servers_for(nmin: np.ndarray, mult: np.ndarray, max_servers: int) -> np.ndarray:
     """Servers for a multiplier: ceil(N_min x mult) (rounded at 1e-9 to absorb float noise)."""
-    n = np.ceil(np.asarray(nmin, float) * np.asarray(mult, float) - 1e-9)
+    n = fm.servers_for(np.asarray(nmin, float), np.asarray(mult, float))
     return np.where(n <= max_servers, n, np.nan)
 
 
@@ -256,7 +194,9 @@ def reference_points(
         )
         money = price(pricing.take(design), sim, safe, sys_pts.chips_per_server)
     valid_map = np.isfinite(servers) & (sim["tp"] >= 1)
-    status = np.where(~valid_map, 1, np.where(sim["fits"], 0, 2)).astype(np.int8)
+    status = np.where(
+        ~valid_map, INVALID_MAPPING, np.where(sim["fits"], FEASIBLE, DOES_NOT_FIT)
+    ).astype(np.int8)
     out = {
         "design": design,
         "mapping": mapping,
@@ -333,13 +273,6 @@ def search_inputs(table: dict[str, np.ndarray], spec: ModelSpec, params: Params)
     )
 
 
-def evaluate_reference(
-    table: dict[str, np.ndarray], spec: ModelSpec, params: Params
-) -> dict[str, np.ndarray]:
-    """Every (design, mapping) point of a servers table with the numpy reference."""
-    return search_inputs(table, spec, params).reference()
-
-
 # --------------------------------------------------------------------------------------------------
 
 
@@ -366,7 +299,8 @@ class ModelResult:
 
 
 def design_card(f: dict[str, np.ndarray], i: int, table: dict[str, np.ndarray]) -> dict:
-    """One point as the INTERFACES.md design card (plus a few explanatory fields)."""
+    """One point as the docs/architecture.md#public-interface design card (plus a few explanatory
+    fields)."""
     d = int(f["design"][i])
     card = {
         "server_id": int(table["server_id"][d]),
@@ -397,15 +331,32 @@ def design_card(f: dict[str, np.ndarray], i: int, table: dict[str, np.ndarray]) 
     return card
 
 
+def system_memory(card: dict, shape: LayerShape, wl: Workload) -> tuple[float, float]:
+    """(memory bytes, KV-cache bytes) of a design card's whole system: every chip's SRAM, and
+    the KV of the card's batch at the full context over all layers and KV heads
+    (:func:`chipletcloud.perf.formulas.kv_bytes_per_chip` of the whole model)."""
+    memory = card["servers"] * card["chips_per_server"] * card["sram_mb_per_chip"] * 1e6
+    kv = fm.kv_bytes_per_chip(
+        shape.num_layers, card["batch"], wl.max_context, shape.head_dim, shape.kv_heads,
+        wl.kv_bytes, 1.0,
+    )  # fmt: skip
+    return memory, float(kv)
+
+
 def front_from_points(pts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Keep the feasible points on the Pareto front, sorted by cost."""
-    ok = pts["status"] == 0
+    ok = pts["status"] == FEASIBLE
     mask = pareto_mask(
         np.where(ok, pts["usd_per_million_tokens"], np.nan), np.where(ok, pts["tpot_s"], np.nan)
     )
     idx = np.flatnonzero(mask)
     idx = idx[np.argsort(pts["usd_per_million_tokens"][idx], kind="stable")]
     return {k: np.asarray(v)[idx] for k, v in pts.items()}
+
+
+def model_dirname(name: str) -> str:
+    """A safe folder name for a model's results."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
 
 
 def check_table(table: dict[str, np.ndarray] | None, where: str) -> None:
@@ -438,11 +389,10 @@ def search(
         pts = inp.reference(keep_d, keep_j)
     else:
         pts = inp.reference()
-        ok = pts["status"] == 0
+        ok = pts["status"] == FEASIBLE
         best = np.full(nd, np.inf)
         np.minimum.at(best, pts["design"][ok], pts["usd_per_million_tokens"][ok])
-        names = ("feasible", "invalid_mapping", "does_not_fit")
-        counts = {n: int((pts["status"] == c).sum()) for c, n in enumerate(names)}
+        counts = {n: int((pts["status"] == c).sum()) for c, n in enumerate(STATUS_NAMES)}
     shape, grid = inp.shape, inp.grid
     return ModelResult(
         spec.name, shape, front_from_points(pts), best, evaluated=nd * grid.size, counts=counts

@@ -1,6 +1,7 @@
 """CC-MEM: the Chiplet Cloud chip's on-chip memory system (SRAM banks, crossbar, decoders).
 
-The memory is all SRAM (REFERENCE.md s1 [P]): single-port macros, organised in *bank groups* that
+The memory is all SRAM (docs/hardware-model.md [P]): single-port macros, organised in *bank groups*
+that
 are joined to the compute units by a pipelined crossbar; each bank group has a compression decoder
 that expands the stored (compressed) weights back into dense words ("Store-as-Compressed,
 Load-as-Dense" [P]). This module sizes that memory for arrays of (capacity, bandwidth) pairs, or
@@ -30,7 +31,7 @@ Architecture and sizing rules
 * Decoders: ``G ceil(w / decoder_output_port_bits)`` of ``decoder_area_mm2`` each (one per group
   for the default 16-bit ports); ``decoders=False`` leaves them out.
 
-Calibration (REFERENCE.md s1, six [A] points at 7 nm / 1 GHz)
+Calibration (docs/hardware-model.md, six [A] points at 7 nm / 1 GHz)
 ------------------------------------------------------------
 Two physical constants are fitted, by least squares on the 12 relative errors (area from capacity
 and bandwidth, capacity from area and bandwidth, for all six points), with the decoders included:

@@ -1,7 +1,8 @@
 """Chip model: area split, peak compute, CC-MEM capacity and bandwidth, power and chip checks.
 
 All functions take numpy arrays of candidates and return arrays (areas mm2, FLOP/s, bytes, B/s, W).
-Formulas: REFERENCE.md s1 and s2 [A]; the worked example of s2 is reproduced in tests.
+Formulas: docs/hardware-model.md#chip-area-compute-memory-and-power [A]; the worked example
+(docs/hardware-model.md#worked-example) is reproduced in tests.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def sram_bandwidth_bytes_per_s(
     flops: ArrayLike, operational_intensity: ArrayLike, tech: TechParams
 ) -> np.ndarray:
     """Weight bandwidth needed to keep the MACs busy: FLOPS / 2 / OI words per second, x word
-    bytes (OI = MACs per weight word read; REFERENCE.md s1)."""
+    bytes (OI = MACs per weight word read; docs/hardware-model.md)."""
     return (
         np.asarray(flops, float) / 2.0 / np.asarray(operational_intensity, float) * tech.word_bytes
     )
@@ -69,7 +70,7 @@ def sram_area_bandwidth_aware(
 ) -> np.ndarray:
     """Bandwidth-aware SRAM area (mm2) = a x C_MiB + b x (kbit/cycle)^2: a capacity term and a
     crossbar term growing with the square of the port count. a, b are a least-squares fit to the
-    authors' six macro-model points (REFERENCE.md s1; fit and errors in
+    authors' six macro-model points (docs/hardware-model.md; fit and errors in
     tests/models/test_chip.py)."""
     k = sram_kbit_per_cycle(bandwidth_bytes_per_s, tech)
     c_mib = np.asarray(capacity_bytes, float) / MIB
@@ -87,7 +88,8 @@ def sram_capacity_bytes_bandwidth_aware(
 
 
 def chip_power_w(flops: ArrayLike, tech: TechParams) -> dict:
-    """Chip TDP = TFLOPS x W/TFLOPS (core) + IO cells x W/cell + other power (REFERENCE.md s2)."""
+    """Chip TDP = TFLOPS x W/TFLOPS (core) + IO cells x W/cell + other power
+    (docs/hardware-model.md#constants-and-their-sources)."""
     core = np.asarray(flops, float) / 1e12 * tech.power_w_per_tflops
     io = tech.io_cells_per_chip * tech.io_cell_power_w
     return {

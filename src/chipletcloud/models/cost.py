@@ -1,6 +1,7 @@
 """Die cost: dies per wafer, negative-binomial yield and cost per good, tested die.
 
-Sources: REFERENCE.md s2 [A] (the authors' constants and reference table); the negative-binomial
+Sources: docs/hardware-model.md#constants-and-their-sources [A] (the authors' constants and
+reference table); the negative-binomial
 yield model is the standard clustered-defect model (Stapper, IBM J. R&D 1983). All areas in mm2,
 lengths in mm, defect densities per mm2, money in USD.
 """
@@ -20,7 +21,8 @@ def _scalar_or_array(x: np.ndarray, like: ArrayLike):
 def die_yield(area_mm2: ArrayLike, d0_per_mm2: float = 0.001, alpha: float = 10.0):
     """Negative-binomial die yield Y = (1 + D0 A / alpha) ** -alpha.
 
-    ``d0_per_mm2`` defaults to 0.1 defects/cm2 and ``alpha`` to 10 (REFERENCE.md s2 [A]).
+    ``d0_per_mm2`` defaults to 0.1 defects/cm2 and ``alpha`` to 10
+    (docs/hardware-model.md#constants-and-their-sources [A]).
     """
     a = np.asarray(area_mm2, dtype=float)
     y = (1.0 + d0_per_mm2 * a / alpha) ** (-alpha)
@@ -74,7 +76,8 @@ def dies_per_wafer(
     ``method="rows"`` (default) is the ASIC-Clouds style square packing used by the authors: rows of
     dies at a pitch of side + gap, each row shifted independently so that it holds
     floor(chord / pitch) dies, best of two row alignments (a row edge or a row centre on the wafer
-    diameter). It reproduces REFERENCE.md s2 exactly (100 mm2: 651, 200: 316, 400: 154, 800: 72).
+    diameter). It reproduces docs/hardware-model.md#constants-and-their-sources exactly (100 mm2:
+    651, 200: 316, 400: 154, 800: 72).
     Because each row is shifted on its own, it counts a few more dies than a real stepper grid with
     common columns: ``method="grid"`` gives that exact fits-inside-the-circle count (100 mm2: 639,
     about 2% fewer). Neither applies an edge exclusion.
@@ -107,7 +110,8 @@ def die_cost_usd(
     dicing_gap_mm: float = 0.1,
     method: str = "rows",
 ):
-    """Cost of one good, tested die: wafer / DPW / yield x (1 + test overhead) (REFERENCE.md s2)."""
+    """Cost of one good, tested die: wafer / DPW / yield x (1 + test overhead)
+    (docs/hardware-model.md#constants-and-their-sources)."""
     dpw = np.asarray(dies_per_wafer(area_mm2, wafer_diameter_mm, dicing_gap_mm, method), float)
     y = np.asarray(die_yield(area_mm2, d0_per_mm2, alpha), float)
     with np.errstate(divide="ignore"):

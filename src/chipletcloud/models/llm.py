@@ -1,19 +1,22 @@
 """Decoder-only LLM shapes: exact parameter counts, KV-cache size, FLOPs and per-layer matmuls.
 
 A :class:`ModelSpec` describes the real shape of one model. It is read from a Hugging Face style
-``config.json`` (:meth:`ModelSpec.from_hf_config`, no ``transformers`` needed) or from a built-in
-catalogue card (``chipletcloud/data/models/<name>.json``, see :func:`load_model`).
+``config.json`` (:meth:`ModelSpec.from_hf_config`, the reader in
+:mod:`chipletcloud.models.hf_config`, no ``transformers`` needed) or from a built-in catalogue
+card (``chipletcloud/data/models/<name>.json``, see :func:`chipletcloud.models.catalogue.
+load_model`).
 
 Units: parameter counts are plain integers; bytes are bytes; FLOPs count one multiply-accumulate as
 two floating-point operations.
 
-Two parameter counts are offered, as REFERENCE.md section 6 asks:
+Two parameter counts are offered, as docs/inference-model.md asks:
 
 - :attr:`ModelSpec.params`, the exact count of the real model (embeddings, untied LM head,
   learned position table, attention with GQA/MQA-sized K and V, gated or plain MLP, biases, norms,
   MoE experts and router);
 - :attr:`ModelSpec.params_12ld2`, the authors' ``12 L d^2`` (no embeddings, 4d plain MLP) of the
-  paper shape (REFERENCE.md section 9) where the card has one, else of the real shape.
+  paper shape (docs/models.md#the-eight-paper-models) where the card has one, else of the real
+  shape.
 
 Modelling choices (stated once here, repeated where they are used):
 
@@ -35,10 +38,7 @@ Modelling choices (stated once here, repeated where they are used):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from functools import cache
-from importlib import resources
 from numbers import Integral
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -46,14 +46,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chipletcloud.errors import InputError
+from chipletcloud.models.hf_config import default_name, parse_hf_config, read_config
 
-__all__ = [
-    "ModelCard",
-    "ModelSpec",
-    "PaperShape",
-    "list_models",
-    "load_model",
-]
+__all__ = ["ModelSpec", "PaperShape", "StrictModel"]
 
 #: Upper bounds of the shape counts: far beyond any real model, low enough that every count and
 #: product stays a finite float and the mapping search stays small (its pipeline degrees are the
@@ -82,7 +77,7 @@ def _input_error(exc: ValidationError, rename: Mapping[str, str] | None = None) 
     return InputError(field, err.get("input"), err["msg"].removeprefix("Input should be "))
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
     """Base of the validated records: unknown keys are errors, instances are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -94,8 +89,9 @@ class _Strict(BaseModel):
             raise _input_error(exc) from None
 
 
-class PaperShape(_Strict):
-    """The simplified shape the Chiplet Cloud authors configured (REFERENCE.md section 9)."""
+class PaperShape(StrictModel):
+    """The simplified shape the Chiplet Cloud authors configured
+    (docs/models.md#the-eight-paper-models)."""
 
     num_layers: LayerCount
     hidden_size: PositiveInt
@@ -120,7 +116,7 @@ class PaperShape(_Strict):
         return self
 
 
-class ModelSpec(_Strict):
+class ModelSpec(StrictModel):
     """The shape of one decoder-only transformer LLM.
 
     Required shape fields follow Hugging Face names. ``head_dim`` may be omitted, in which case it
@@ -244,10 +240,10 @@ class ModelSpec(_Strict):
         Unknown keys are ignored. A missing required key, or a bad value, raises InputError naming
         the key as the config spells it.
         """
-        raw, where = _read_config(config)
-        parsed, origin = _parse_hf(raw)
+        raw, where = read_config(config)
+        parsed, origin = parse_hf_config(raw)
         if name is None:
-            name = _default_name(raw, where)
+            name = default_name(raw, where)
         if source is None:
             source = f"Hugging Face config.json ({where})" if where else "Hugging Face config.json"
         try:
@@ -446,7 +442,7 @@ class ModelSpec(_Strict):
         ``2 x active_matmul_params x n`` plus causal attention counted exactly: the query at
         position i (1-based) attends to i keys (itself and the i-1 before it), so the scores and
         the weighted sum cover ``n (n + 1) / 2`` query-key pairs per head, neither ``n^2`` nor the
-        authors' under-count (REFERENCE.md section 6). Softmax, norms and other element-wise work
+        authors' under-count (docs/inference-model.md). Softmax, norms and other element-wise work
         are not counted. With ``logits_for_all_tokens=False`` the LM head runs for the last
         position only (what a server needs); the default runs it for every position, which keeps
         ``flops_prefill(n) + flops_decode_per_token(n) == flops_prefill(n + 1)``.
@@ -473,7 +469,7 @@ class ModelSpec(_Strict):
     # ------------------------------------------------------------------ paper shape
 
     def paper(self) -> ModelSpec:
-        """The authors' simplified shape of this model (REFERENCE.md section 9).
+        """The authors' simplified shape of this model (docs/models.md#the-eight-paper-models).
 
         ``num_layers, hidden_size, num_attention_heads, num_key_value_heads`` from the paper shape;
         ``head_dim = d / heads``, a plain (ungated) MLP of ``4 d``, dense; vocabulary, embeddings,
@@ -484,7 +480,7 @@ class ModelSpec(_Strict):
         ps = self.paper_shape
         if ps is None:
             raise InputError(
-                "paper_shape", None, "a model with a paper shape: " + ", ".join(PAPER_MODELS)
+                "paper_shape", None, "a model card with a paper shape (the paper's eight)"
             )
         data = self.model_dump(exclude={"paper_shape"})
         data.update(
@@ -516,508 +512,3 @@ def _check_count(field: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
         raise InputError(field, value, "a non-negative integer")
     return int(value)
-
-
-# ====================================================================== Hugging Face config reader
-
-
-def _fam(
-    gated: bool,
-    norm: str,
-    position: str,
-    tie: bool,
-    bias: tuple[bool, bool],
-    ffn_mult: int | None = None,
-    norms_per_layer: int | None = None,
-) -> dict[str, Any]:
-    """Defaults of one model family, used where its config.json leaves a choice implicit.
-
-    ``tie`` is the family's default ``tie_word_embeddings``; ``bias`` the default (attention, MLP)
-    biases; ``ffn_mult`` the MLP width in units of d when no width key is given (else required).
-    """
-    fam: dict[str, Any] = dict(gated=gated, norm=norm, position=position, tie=tie, bias=bias)
-    if ffn_mult is not None:
-        fam["ffn_mult"] = ffn_mult
-    if norms_per_layer is not None:
-        fam["norms_per_layer"] = norms_per_layer
-    return fam
-
-
-_LLAMA_LIKE = _fam(True, "rmsnorm", "rotary", False, (False, False))
-_FAMILIES: dict[str, dict[str, Any]] = {
-    **dict.fromkeys(
-        "llama mistral mixtral qwen3 qwen3_moe deepseek deepseek_v2 deepseek_v3 phi3 internlm2 "
-        "yi baichuan granite granitemoe olmo2 olmoe exaone minicpm".split(),
-        _LLAMA_LIKE,
-    ),
-    **dict.fromkeys(["qwen2", "qwen2_moe"], {**_LLAMA_LIKE, "bias": (True, False)}),  # qkv bias
-    **dict.fromkeys(["gemma", "gemma2", "gemma3_text"], {**_LLAMA_LIKE, "tie": True}),
-    "gpt2": _fam(False, "layernorm", "learned", True, (True, True), ffn_mult=4),
-    "gpt_bigcode": _fam(False, "layernorm", "learned", True, (True, True), ffn_mult=4),
-    "opt": _fam(False, "layernorm", "learned", True, (True, True)),
-    "bloom": _fam(False, "layernorm", "alibi", True, (True, True), ffn_mult=4),
-    "falcon": _fam(False, "layernorm", "rotary", True, (False, False), ffn_mult=4),
-    "mpt": _fam(False, "layernorm", "learned", True, (True, True)),
-    "gpt_neox": _fam(False, "layernorm", "rotary", False, (True, True)),
-    "gptj": _fam(False, "layernorm", "rotary", False, (False, True), 4, norms_per_layer=1),
-    "phi": _fam(False, "layernorm", "rotary", False, (True, True), norms_per_layer=1),
-    "starcoder2": _fam(False, "layernorm", "rotary", True, (True, True)),
-    "dbrx": _fam(True, "layernorm", "rotary", False, (False, False)),
-}
-
-_MODEL_TYPE_ALIASES = {"RefinedWeb": "falcon", "RefinedWebModel": "falcon", "gpt-j": "gptj"}
-_GATED_ACTS = ("silu", "swish", "swiglu", "geglu", "reglu", "glu")
-_NESTED_TEXT = ("text_config", "llm_config", "language_config")
-
-_LAYER_KEYS = ("num_hidden_layers", "n_layer", "n_layers", "num_layers")
-_HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model")
-_HEAD_KEYS = ("num_attention_heads", "n_head", "n_heads", "num_heads")
-_FFN_KEYS = ("intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size", "d_ff")
-_POS_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "n_ctx")
-_ACT_KEYS = ("hidden_act", "activation_function", "hidden_activation")
-
-
-def _read_config(config: dict | str | Path) -> tuple[dict[str, Any], str | None]:
-    """Return the config as a dict and where it came from (a path string, or None for a dict)."""
-    if isinstance(config, Mapping):
-        return dict(config), None
-    if not isinstance(config, str | Path):
-        raise InputError("config", config, "a dict or a path to a config.json file")
-    path = Path(config)
-    if path.is_dir():
-        path = path / "config.json"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise InputError("config", str(config), "a path to a readable config.json file") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            "config", str(path), f"valid JSON ({exc.msg} at line {exc.lineno})"
-        ) from None
-    if not isinstance(data, dict):
-        raise InputError("config", str(path), "a JSON object")
-    return data, str(path)
-
-
-def _default_name(raw: Mapping[str, Any], where: str | None) -> str:
-    if isinstance(raw.get("_name_or_path"), str) and raw["_name_or_path"]:
-        return raw["_name_or_path"]
-    if where:
-        path = Path(where)
-        return path.parent.name if path.name == "config.json" and path.parent.name else path.stem
-    return str(raw.get("model_type") or "custom")
-
-
-class _Config:
-    """Look-ups in one flattened HF config that remember which key supplied each value."""
-
-    def __init__(self, raw: Mapping[str, Any]) -> None:
-        cfg = dict(raw)
-        for key in _NESTED_TEXT:
-            nested = raw.get(key)
-            if isinstance(nested, Mapping):
-                top = {k: v for k, v in raw.items() if not isinstance(v, Mapping)}
-                cfg = {**top, **nested}
-                break
-        self.cfg = cfg
-        self.origin: dict[str, str] = {}
-
-    def has(self, key: str) -> bool:
-        return self.get(key) is not None
-
-    def get(self, key: str, default: Any = None) -> Any:
-        node: Any = self.cfg
-        for part in key.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                return default
-            node = node[part]
-        return default if node is None else node
-
-    def first(self, keys: tuple[str, ...]) -> tuple[str | None, Any]:
-        for key in keys:
-            value = self.get(key)
-            if value is not None:
-                return key, value
-        return None, None
-
-    def int_of(self, field: str, keys: tuple[str, ...], required: bool = True) -> int | None:
-        key, value = self.first(keys)
-        if key is None:
-            if required:
-                also = f" (also read from {', '.join(keys[1:])})" if len(keys) > 1 else ""
-                raise InputError(keys[0], None, "an integer; the key is required" + also)
-            return None
-        self.origin[field] = key
-        return _as_int(key, value)
-
-    def bool_of(self, key: str, default: bool) -> bool:
-        value = self.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise InputError(key, value, "true or false")
-        return value
-
-
-def _required(value: int | None) -> int:
-    assert value is not None  # int_of(..., required=True) raises instead of returning None
-    return value
-
-
-def _as_int(key: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise InputError(key, value, "an integer")
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if not isinstance(value, int):
-        raise InputError(key, value, "an integer")
-    return value
-
-
-def _parse_hf(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Map an HF config to ModelSpec fields; also return field -> config key for error messages."""
-    c = _Config(raw)
-    model_type = str(c.get("model_type", ""))
-    model_type = _MODEL_TYPE_ALIASES.get(model_type, model_type)
-    fam = _FAMILIES.get(model_type, {})
-    if c.has("kv_lora_rank"):
-        raise InputError(
-            "kv_lora_rank",
-            c.get("kv_lora_rank"),
-            "null: multi-head latent attention (DeepSeek-V2/V3) is not modelled",
-        )
-
-    out: dict[str, Any] = {}
-    out["num_layers"] = _required(c.int_of("num_layers", _LAYER_KEYS))
-    d = _required(c.int_of("hidden_size", _HIDDEN_KEYS))
-    h = _required(c.int_of("num_attention_heads", _HEAD_KEYS))
-    out["hidden_size"], out["num_attention_heads"] = d, h
-    out["num_key_value_heads"] = _kv_heads(c, model_type, h)
-    head_dim = c.int_of("head_dim", ("head_dim", "d_head", "kv_channels"), required=False)
-    if head_dim is not None:
-        out["head_dim"] = head_dim
-    out["vocab_size"] = c.int_of("vocab_size", ("vocab_size", "padded_vocab_size", "n_vocab"))
-    out["max_position_embeddings"] = c.int_of("max_position_embeddings", _POS_KEYS, required=False)
-
-    out["intermediate_size"] = _ffn_width(c, model_type, fam, d)
-    out["gated_mlp"] = _gated(c, model_type, fam)
-    out["norm"], out["norm_bias"] = _norm(c, model_type, fam)
-    out["position"] = _position(c, model_type, fam)
-    out["tie_word_embeddings"] = c.bool_of("tie_word_embeddings", fam.get("tie", True))
-    out["attention_bias"], out["mlp_bias"] = _biases(c, model_type, fam)
-    if c.bool_of("no_bias", False):
-        out["norm_bias"] = False
-    out.update(_layout(c, model_type, d))
-    out.update(_moe(c, model_type))
-    out.update(_sparsity(c))
-    return out, c.origin
-
-
-#: compressed-tensors sparsity formats -> chipletcloud.sparsity formats
-_CT_FORMATS = {"sparse-bitmask": "bitmask", "sparse-24-bitmask": "nm24", "dense": None}
-
-
-def _sparsity(c: _Config) -> dict[str, Any]:
-    """Weight sparsity from a compressed-tensors ``sparsity_config`` (top level, or inside
-    ``quantization_config`` / ``compression_config``): ``sparsity_structure`` "2:4" -> the 2:4
-    format at 50%; "unstructured" with ``format`` "sparse-bitmask" -> the bitmask format at
-    ``global_sparsity``. Absent or dense: no sparsity."""
-    for prefix in (
-        "sparsity_config",
-        "quantization_config.sparsity_config",
-        "compression_config.sparsity_config",
-    ):
-        if c.has(f"{prefix}.format") or c.has(f"{prefix}.sparsity_structure"):
-            break
-    else:
-        return {}
-    fmt = c.get(f"{prefix}.format", "dense")
-    structure = str(c.get(f"{prefix}.sparsity_structure", "unstructured"))
-    if fmt not in _CT_FORMATS:
-        raise InputError(f"{prefix}.format", fmt, ", ".join(_CT_FORMATS))
-    if _CT_FORMATS[fmt] is None or structure == "0:0":
-        return {}
-    if structure == "2:4" or _CT_FORMATS[fmt] == "nm24":
-        c.origin["weight_sparsity"] = f"{prefix}.sparsity_structure"
-        return {"weight_sparsity": 0.5, "sparse_format": "nm24"}
-    value = c.get(f"{prefix}.global_sparsity")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-        raise InputError(f"{prefix}.global_sparsity", value, "a fraction in [0, 1)")
-    c.origin["weight_sparsity"] = f"{prefix}.global_sparsity"
-    return {"weight_sparsity": float(value), "sparse_format": _CT_FORMATS[fmt]}
-
-
-def _kv_heads(c: _Config, model_type: str, heads: int) -> int:
-    if model_type == "falcon":
-        if c.bool_of("new_decoder_architecture", False):
-            kv = c.int_of("num_key_value_heads", ("num_kv_heads", "n_head_kv"), required=False)
-            return heads if kv is None else kv
-        if c.bool_of("multi_query", True):
-            c.origin["num_key_value_heads"] = "multi_query"
-            return 1
-        return heads
-    if model_type == "mpt":
-        attn_type = c.get("attn_config.attn_type", "multihead_attention")
-        if attn_type == "multiquery_attention":
-            return 1
-        if attn_type == "grouped_query_attention":
-            return _required(c.int_of("num_key_value_heads", ("attn_config.kv_n_heads",)))
-        return heads
-    kv = c.int_of(
-        "num_key_value_heads",
-        ("num_key_value_heads", "num_kv_heads", "n_head_kv", "attn_config.kv_n_heads"),
-        required=False,
-    )
-    if kv is not None:
-        return kv
-    if c.bool_of("multi_query", False):
-        c.origin["num_key_value_heads"] = "multi_query"
-        return 1
-    return heads
-
-
-def _ffn_width(c: _Config, model_type: str, fam: Mapping[str, Any], d: int) -> int:
-    if model_type == "mpt" or c.has("expansion_ratio"):
-        ratio = c.get("expansion_ratio", 4)
-        width = c.get("ffn_config.ffn_hidden_size")
-        if width is not None:
-            c.origin["intermediate_size"] = "ffn_config.ffn_hidden_size"
-            return _as_int("ffn_config.ffn_hidden_size", width)
-        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio <= 0:
-            raise InputError("expansion_ratio", ratio, "a positive number")
-        if not float(d * ratio).is_integer():
-            raise InputError(
-                "expansion_ratio", ratio, f"a ratio making d_model {d} x it an integer"
-            )
-        c.origin["intermediate_size"] = "expansion_ratio"
-        return int(d * ratio)
-    keys = _FFN_KEYS + ("ffn_config.ffn_hidden_size",)
-    if model_type == "bloom":  # BLOOM's n_inner is unused: the MLP is always 4 d
-        keys = ()
-    width = c.int_of("intermediate_size", keys, required=False) if keys else None
-    if width is not None:
-        return width
-    if "ffn_mult" in fam:
-        return fam["ffn_mult"] * d
-    raise InputError(
-        "intermediate_size",
-        None,
-        "an integer; the key is required (also read from " + ", ".join(_FFN_KEYS[1:]) + ")",
-    )
-
-
-def _gated(c: _Config, model_type: str, fam: Mapping[str, Any]) -> bool:
-    ffn_type = c.get("ffn_config.ffn_type")
-    if isinstance(ffn_type, str):
-        return "glu" in ffn_type.lower()
-    if "gated" in fam:
-        return fam["gated"]
-    _, act = c.first(_ACT_KEYS)
-    if act is None:
-        raise InputError("hidden_act", None, "an activation name, e.g. silu (gated) or gelu")
-    return any(g in str(act).lower() for g in _GATED_ACTS)
-
-
-def _norm(c: _Config, model_type: str, fam: Mapping[str, Any]) -> tuple[str, bool | None]:
-    norm_type = c.get("norm_type")
-    if isinstance(norm_type, str):
-        return ("rmsnorm" if "rms" in norm_type.lower() else "layernorm"), None
-    if "norm" in fam:
-        return fam["norm"], (False if model_type == "dbrx" else None)
-    if c.has("rms_norm_eps"):
-        return "rmsnorm", None
-    if any(c.has(k) for k in ("layer_norm_eps", "layer_norm_epsilon", "layernorm_epsilon")):
-        return "layernorm", None
-    raise InputError("norm_type", None, "layernorm or rmsnorm (or rms_norm_eps / layer_norm_eps)")
-
-
-# Words in an explicit ``position_embedding_type`` and the scheme they name (first match wins).
-_POSITION_WORDS = (
-    ("alibi", "alibi"),
-    ("rot", "rotary"),
-    ("rope", "rotary"),
-    ("relative", "relative"),
-    ("absolute", "learned"),
-    ("learned", "learned"),
-)
-
-
-def _position(c: _Config, model_type: str, fam: Mapping[str, Any]) -> str:
-    explicit = c.get("position_embedding_type")
-    if isinstance(explicit, str):
-        text = explicit.lower()
-        for word, kind in _POSITION_WORDS:
-            if word in text:
-                return kind
-        raise InputError("position_embedding_type", explicit, "learned, rotary, alibi or relative")
-    if c.bool_of("alibi", False) or c.bool_of("attn_config.alibi", False):
-        return "alibi"
-    if model_type == "mpt" and c.bool_of("attn_config.rope", False):
-        return "rotary"
-    if "position" in fam:
-        return fam["position"]
-    if any(c.has(k) for k in ("rope_theta", "rotary_dim", "rotary_pct", "rope_scaling")):
-        return "rotary"
-    if c.has("n_positions"):
-        return "learned"
-    raise InputError(
-        "position_embedding_type", None, "learned, rotary, alibi or relative (could not infer it)"
-    )
-
-
-def _biases(c: _Config, model_type: str, fam: Mapping[str, Any]) -> tuple[bool, bool]:
-    attn, mlp = fam.get("bias", (False, False))
-    if model_type == "mpt" or c.has("no_bias"):
-        flag = not c.bool_of("no_bias", False)
-        attn = mlp = flag
-    for key in ("bias", "enable_bias", "use_bias"):  # Falcon, OPT, StarCoder2
-        if c.has(key):
-            attn = mlp = c.bool_of(key, attn)
-    attn = c.bool_of("attention_bias", attn)
-    mlp = c.bool_of("mlp_bias", mlp)
-    return attn, mlp
-
-
-def _layout(c: _Config, model_type: str, d: int) -> dict[str, Any]:
-    """Norm count per layer, embedding width and norms, final norm."""
-    out: dict[str, Any] = {}
-    if model_type == "falcon":
-        if c.bool_of("new_decoder_architecture", False):
-            out["norms_per_layer"] = _as_int(
-                "num_ln_in_parallel_attn", c.get("num_ln_in_parallel_attn", 2)
-            )
-        elif c.bool_of("parallel_attn", True):
-            out["norms_per_layer"] = 1
-    elif "norms_per_layer" in _FAMILIES.get(model_type, {}):
-        out["norms_per_layer"] = _FAMILIES[model_type]["norms_per_layer"]
-    elif model_type not in _FAMILIES and c.bool_of("parallel_attn", False):
-        out["norms_per_layer"] = 1  # one shared norm, as in PaLM's parallel block
-    if model_type == "bloom":
-        out["embedding_norm"] = True
-    if model_type == "opt":
-        proj = c.int_of("embedding_dim", ("word_embed_proj_dim",), required=False)
-        if proj is not None and proj != d:
-            out["embedding_dim"] = proj
-        if not c.bool_of("do_layer_norm_before", True) or c.bool_of(
-            "_remove_final_layer_norm", False
-        ):
-            out["final_norm"] = False
-    return out
-
-
-def _moe(c: _Config, model_type: str) -> dict[str, Any]:
-    key, experts = c.first(
-        ("num_local_experts", "n_routed_experts", "num_experts", "ffn_config.moe_num_experts")
-    )
-    if key is None:
-        return {}
-    experts = _as_int(key, experts)
-    if experts <= 1:
-        return {}
-    c.origin["num_experts"] = key
-    out: dict[str, Any] = {"num_experts": experts}
-    out["num_experts_per_tok"] = c.int_of(
-        "num_experts_per_tok", ("num_experts_per_tok", "moe_top_k", "ffn_config.moe_top_k")
-    )
-    moe_width = c.int_of("moe_intermediate_size", ("moe_intermediate_size",), required=False)
-    out["moe_intermediate_size"] = moe_width
-    dense = c.int_of("num_dense_layers", ("first_k_dense_replace",), required=False)
-    if dense:
-        out["num_dense_layers"] = dense
-    for key in ("moe_layer_freq", "decoder_sparse_step"):
-        if c.get(key, 1) != 1:
-            raise InputError(key, c.get(key), "1 (MoE in every layer after the dense ones)")
-    if c.get("mlp_only_layers"):
-        raise InputError("mlp_only_layers", c.get("mlp_only_layers"), "[] (not modelled)")
-    shared = c.int_of("num_shared_experts", ("n_shared_experts",), required=False)
-    shared_width = c.get("shared_expert_intermediate_size")
-    if shared_width:
-        shared_width = _as_int("shared_expert_intermediate_size", shared_width)
-        unit = moe_width or c.get("intermediate_size")
-        if not isinstance(unit, int) or unit <= 0 or shared_width % unit:
-            raise InputError(
-                "shared_expert_intermediate_size",
-                shared_width,
-                f"a multiple of moe_intermediate_size ({unit})",
-            )
-        shared = shared_width // unit
-        c.origin["num_shared_experts"] = "shared_expert_intermediate_size"
-    if shared:
-        out["num_shared_experts"] = shared
-    return out
-
-
-# ====================================================================== built-in catalogue
-
-PAPER_MODELS = ("gpt2", "megatron", "gpt3", "gopher", "mtnlg", "bloom", "palm", "llama2-70b")
-
-
-class ModelCard(_Strict):
-    """A catalogue card: ``{"name", "source", "config": {HF config.json keys}, "paper_shape"}``."""
-
-    name: str
-    source: str
-    config: dict[str, Any]
-    paper_shape: PaperShape | None = None
-
-    def spec(self) -> ModelSpec:
-        """The ModelSpec this card describes (the real shape, with the paper shape attached)."""
-        spec = ModelSpec.from_hf_config(self.config, name=self.name, source=self.source)
-        if self.paper_shape is None:
-            return spec
-        return spec.model_copy(update={"paper_shape": self.paper_shape})
-
-
-def _catalogue_dir() -> Any:
-    return resources.files("chipletcloud").joinpath("data", "models")
-
-
-@cache
-def _catalogue_names() -> tuple[str, ...]:
-    return tuple(
-        sorted(
-            entry.name[: -len(".json")]
-            for entry in _catalogue_dir().iterdir()
-            if entry.name.endswith(".json")
-        )
-    )
-
-
-def list_models() -> list[str]:
-    """Names of the built-in models, sorted."""
-    return list(_catalogue_names())
-
-
-def _card_from_dict(data: Mapping[str, Any], where: str) -> ModelSpec:
-    try:
-        return ModelCard(**data).spec()
-    except InputError as exc:
-        raise InputError(f"{where}: {exc.field}", exc.value, exc.allowed) from None
-
-
-@cache
-def _builtin(name: str) -> ModelSpec:
-    text = _catalogue_dir().joinpath(f"{name}.json").read_text(encoding="utf-8")
-    return _card_from_dict(json.loads(text), f"card {name}")
-
-
-def load_model(name_or_path: str | Path) -> ModelSpec:
-    """A built-in model by name (:func:`list_models`), or a path to a ``config.json`` or a card.
-
-    A JSON file holding ``name`` and ``config`` keys is read as a catalogue card, any other JSON
-    object as a Hugging Face config. Unknown names raise InputError listing the allowed ones.
-    """
-    key = str(name_or_path)
-    if key in _catalogue_names():
-        return _builtin(key)
-    path = Path(key)
-    if path.is_file() or (path.is_dir() and (path / "config.json").is_file()):
-        data, where = _read_config(path)
-        if "config" in data and "name" in data:
-            return _card_from_dict(data, str(where))
-        return ModelSpec.from_hf_config(path)
-    raise InputError(
-        "model", key, "one of " + ", ".join(list_models()) + ", or a path to a config.json"
-    )

@@ -1,4 +1,4 @@
-"""Package cost (REFERENCE.md s1, s2 [A]).
+"""Package cost (docs/hardware-model.md [A]).
 
 ``organic`` (ISCA-era): one die on an organic substrate of ``package_area_ratio`` x die area at
 ``package_substrate_usd_per_mm2``; assembly yields ``package_bond_yield`` per chip, so a packaged

@@ -1,7 +1,8 @@
 """Server model: bill of materials, power with conversion losses, and the server checks.
 
 After the ASIC Clouds server (Magaki et al., ISCA 2016) as configured by the Chiplet Cloud authors
-(REFERENCE.md s1, s2 [A]): ``lanes`` air ducts, each with one fan and a row of ``packages_per_lane``
+(docs/hardware-model.md [A]): ``lanes`` air ducts, each with one fan and a row of
+``packages_per_lane``
 packages under their own heatsinks; PSU and DC-DC converters; a host processor, NIC, PCBs, parts
 and chassis. All inputs and outputs are numpy arrays over server candidates (USD, W, mm2).
 """
@@ -20,7 +21,7 @@ def server_power_w(
     chip_tdp_w: ArrayLike, chips_per_server: ArrayLike, lanes: ArrayLike, server: ServerParams
 ) -> dict:
     """Wall power at TDP: (chips + fans + host) / (PSU efficiency x DC-DC efficiency).
-    REFERENCE.md s2 worked example: 1949.5 W of chips -> 2281.08 W at the wall."""
+    docs/hardware-model.md#worked-example: 1949.5 W of chips -> 2281.08 W at the wall."""
     chips = np.asarray(chip_tdp_w, float) * np.asarray(chips_per_server, float)
     fans = np.asarray(lanes, float) * server.fan_power_w
     host = np.full_like(chips, server.host_power_w)
@@ -52,7 +53,7 @@ def server_bom_usd(
 
     DC-DC converters are sized by current: the host at ``host_rail_voltage_v`` plus every chip's
     core power at ``core_voltage_v`` (the authors size them on core power only, leaving IO power
-    out; REFERENCE.md s2 worked example, $789.31). The PSU is priced per watt of wall power.
+    out; docs/hardware-model.md#worked-example, $789.31). The PSU is priced per watt of wall power.
     The host's cost is added only with ``include_host_cost`` (the authors' code never added it).
     """
     n_chips = np.asarray(chips_per_server, float)
@@ -93,7 +94,7 @@ def server_checks(
 ) -> dict:
     """Boolean arrays ``ok_<check>`` for :data:`SERVER_CHECKS`: lane silicon within
     [min, max] mm2, package power within what its heatsink can remove, summed chip power within
-    the server limit (REFERENCE.md s1)."""
+    the server limit (docs/hardware-model.md)."""
     lane_si = (
         np.asarray(die_area_mm2, float)
         * np.asarray(chips_per_package, float)

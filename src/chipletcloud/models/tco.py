@@ -1,6 +1,6 @@
 """ASIC-Clouds / Barroso-Hoelzle total cost of ownership of one server over its life.
 
-Formula (REFERENCE.md s5 [A]), for a server of cost C (USD) drawing P (W) over a life of L years:
+Formula (docs/tco.md [A]), for a server of cost C (USD) drawing P (W) over a life of L years:
 
     TCO = C + interest(C, r, L) + opex_fraction C
         + P [ dc_capex L / dc_life + interest(dc_capex, r, dc_life) L / dc_life
@@ -87,7 +87,7 @@ def server_tco_usd(
     params: TcoParams | None = None,
 ):
     """Total cost of ownership (USD) of one server over ``life_years`` (ISCA-era constants by
-    default). ``server_tco_usd(10000, 1000)`` is $15,116 (REFERENCE.md s5)."""
+    default). ``server_tco_usd(10000, 1000)`` is $15,116 (docs/tco.md)."""
     total = server_tco_breakdown(server_cost_usd, power_w, life_years, params)["total"]
     return float(total) if np.ndim(total) == 0 else total
 
@@ -99,21 +99,7 @@ def tco_coefficients(params: TcoParams | None = None, life_years: float | None =
     return float(b), float(w)
 
 
-def usd_per_token(
-    n_servers: ArrayLike,
-    server_tco_usd_: ArrayLike,
-    throughput_tokens_per_s: ArrayLike,
-    life_years: float | None = None,
-    params: TcoParams | None = None,
-):
-    """TCO per generated token = N_servers x TCO_server / (life in seconds) / throughput
-    (REFERENCE.md s5; 365-day years)."""
+def server_life_s(params: TcoParams | None = None) -> float:
+    """The server life in seconds (life in years x seconds a year; 365-day years)."""
     p = params or _default()
-    life = p.server_life_years if life_years is None else life_years
-    seconds = life * p.seconds_per_year
-    return (
-        np.asarray(n_servers, float)
-        * np.asarray(server_tco_usd_, float)
-        / seconds
-        / np.asarray(throughput_tokens_per_s, float)
-    )
+    return p.server_life_years * p.seconds_per_year

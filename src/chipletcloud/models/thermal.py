@@ -1,6 +1,6 @@
 """Heatsink + fan thermal model of one server lane (ASIC Clouds style).
 
-A Chiplet Cloud server (REFERENCE.md s1, after the ASIC Clouds server of Magaki et al.,
+A Chiplet Cloud server (docs/hardware-model.md, after the ASIC Clouds server of Magaki et al.,
 "ASIC Clouds: Specializing the Datacenter", ISCA 2016) has 8 lanes (air ducts). Each lane has one
 fan and a row of ``n`` packages, one die per package, each package under its own aluminium
 plate-fin heatsink. Air enters the lane at ``t_ambient_c`` and is warmed by every package it passes,
@@ -10,7 +10,7 @@ at ``t_die_max_c``, the cost of its heatsink, the lane airflow and the heatsink 
 
 Units: inputs and outputs in mm, W, K/W, m3/s, USD; internally SI (m). Temperatures in degC.
 
-Thermal path of one package (REFERENCE.md s3), resistances in series, in K/W::
+Thermal path of one package (docs/hardware-model.md#thermal-model), resistances in series, in K/W::
 
     R_total  = R_die + R_tim + R_spread + R_fins
     R_die    = t_die / (k_si  s^2)     one-dimensional conduction through the die
@@ -51,7 +51,8 @@ The lane airflow Q is where the fan's static-pressure curve (San Ace 38 GA 9GA03
 piecewise-linear through the points of the thermal card) meets dP(Q); it is found by bisection.
 All of the fan's air is assumed to pass between the fins (the heatsinks fill the duct: no bypass).
 
-Allowed power of one package (REFERENCE.md s3): the last of the ``n`` packages sees air warmed by
+Allowed power of one package (docs/hardware-model.md#thermal-model): the last of the ``n`` packages
+sees air warmed by
 the ``n - 1`` upstream packages, each dissipating the same power, so::
 
     q_max = (T_die,max - T_amb) / (R_total + (n - 1) / (c_p rho Q))
@@ -74,7 +75,8 @@ area and raise the channel velocity). A full grid search then maximises q_max ov
 infeasible (q_max 0, cost NaN) when the heatsink length per package is shorter than the die side
 (n s does not fit in the lane) or the die is wider than the heatsink base.
 
-Heatsink cost (REFERENCE.md s2), with V_al the aluminium volume of base and fins::
+Heatsink cost (docs/hardware-model.md#constants-and-their-sources), with V_al the aluminium volume
+of base and fins::
 
     cost = heatsink_fixed_usd + aluminium_usd_per_m3 x V_al,   V_al = W L t_b + N t_f H L
 

@@ -1,17 +1,19 @@
 """Event-level (discrete-event) simulation of ONE mapped Chiplet Cloud design point, to check the
-analytic inference model (:mod:`chipletcloud.perf.simulate`, REFERENCE.md s6) against a finer one.
+analytic inference model (:mod:`chipletcloud.perf.analytic`, docs/inference-model.md) against a
+finer one.
 
-No Chiplet Cloud exists to measure (VALIDATION.md, "What none of these cover"), so the analytic
+No Chiplet Cloud exists to measure
+(docs/validation.md#the-asic-side-against-an-event-level-simulation), so the analytic
 latency and throughput are compared with this slower, more detailed model of the same mapped
 system, built on ``simpy``. The per-op costs are the analytic ones
-(:func:`~chipletcloud.perf.simulate.layer_ops`); what is added is where the chips sit, which link
+(:func:`~chipletcloud.perf.analytic.layer_ops`); what is added is where the chips sit, which link
 every transfer uses, who shares a link, and the actual timing of the pipeline.
 
 What is modelled
 ----------------
 * **Placement.** Chips are numbered server by server (chip ``c`` sits in server
   ``c // chips_per_server``); pipeline stage ``s`` owns chips ``s tp .. s tp + tp - 1`` (``tp`` as
-  in :func:`~chipletcloud.perf.simulate.tensor_degree`; left-over chips idle). A tensor group can
+  in :func:`~chipletcloud.perf.analytic.tensor_degree`; left-over chips idle). A tensor group can
   straddle a server boundary even when ``tp <= chips_per_server``, and a stage boundary may or may
   not be a server boundary: both follow from ``tp`` and ``chips_per_server``.
 * **Links.** Chips of one server talk over dedicated chip-to-chip links (``chip_link_bw``, never
@@ -31,7 +33,7 @@ What is modelled
   flows crossing it, a flow runs at its smallest share, startup latencies are not shared. Ports used
   by a single flow are never waited for.
 * **Work.** A stage serves one micro-batch at a time, FIFO. Inside a stage, layer by layer, the ops
-  of :func:`~chipletcloud.perf.simulate.layer_ops` in Megatron order: norm, QKV, attention,
+  of :func:`~chipletcloud.perf.analytic.layer_ops` in Megatron order: norm, QKV, attention,
   softmax, output projection, all-reduce; norm, MLP in, activation, MLP out, all-reduce. Each op's
   compute and memory phases run on two overlapped engines and the op ends when both are done, i.e.
   ``max(compute, memory)`` + kernel overhead (no double-buffered tiles). An all-reduce is
@@ -78,13 +80,8 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import simpy
 
-from chipletcloud.perf.simulate import (
-    layer_ops,
-    ring_allreduce_s,
-    simulate,
-    stage_ops,
-    tensor_degree,
-)
+from chipletcloud.perf import formulas as fm
+from chipletcloud.perf.analytic import layer_ops, simulate, stage_ops
 from chipletcloud.perf.workload import LayerShape, System, Workload
 
 SOURCE = "event-level simulation (perf/des.py)"
@@ -390,30 +387,45 @@ def _decode_total(steps: np.ndarray, dt: np.ndarray, n_steps: int) -> float:
     return float(dt.sum() + np.interp(skipped, at, ad).sum())
 
 
-def simulate_des(
-    system: System,
-    shape: LayerShape,
-    wl: Workload,
-    *,
-    servers,
-    pp,
-    batch,
-    micro_batch,
-    overlap_transfers: bool = True,
-    contention: bool = True,
-    port_policy: str = "ordered",
-    event_budget: float = EVENT_BUDGET,
-    latency_model: str = "isca24",
-) -> DesResult:
-    """Event-level run of one design point (see the module docstring). ``contention=False`` lets
-    every flow use its links as if alone (to isolate the effect of shared server ports)."""
+@dataclass(frozen=True)
+class DesOptions:
+    """How the event-level simulation runs a point: ``overlap_transfers`` (a stage transfer
+    overlaps the stage's next micro-batch), ``contention`` (False: every flow uses its links as
+    if alone, to isolate the effect of shared server ports), ``port_policy`` (``ordered`` or
+    ``fair``), ``event_budget`` (events before decode steps are sampled in windows) and the
+    ``latency_model`` of the per-op costs."""
+
+    overlap_transfers: bool = True
+    contention: bool = True
+    port_policy: str = "ordered"
+    event_budget: float = EVENT_BUDGET
+    latency_model: str = "isca24"
+
+    def __post_init__(self) -> None:
+        if self.port_policy not in ("ordered", "fair"):
+            raise ValueError(f"port_policy must be 'ordered' or 'fair', got {self.port_policy!r}")
+
+
+#: The keywords of :func:`simulate_des` that place the point (the rest are :class:`DesOptions`).
+MAPPING_KEYS = ("servers", "pp", "batch", "micro_batch")
+
+
+def simulate_des(system: System, shape: LayerShape, wl: Workload, **kw) -> DesResult:
+    """Event-level run of one design point (see the module docstring). Keywords: the mapping
+    (``servers``, ``pp``, ``batch``, ``micro_batch``, as :func:`chipletcloud.perf.analytic.
+    simulate` takes them) and any field of :class:`DesOptions`."""
     t_wall = time.perf_counter()
-    if port_policy not in ("ordered", "fair"):
-        raise ValueError(f"port_policy must be 'ordered' or 'fair', got {port_policy!r}")
+    missing = [k for k in MAPPING_KEYS if k not in kw]
+    if missing:
+        raise TypeError(f"simulate_des() missing keyword arguments: {', '.join(missing)}")
+    servers, pp, batch, micro_batch = (kw.pop(k) for k in MAPPING_KEYS)
+    opt = DesOptions(**kw)
+    overlap_transfers, contention = opt.overlap_transfers, opt.contention
+    port_policy, event_budget, latency_model = opt.port_policy, opt.event_budget, opt.latency_model
     system = _one_row(system)
     servers, pp, batch, m = int(_f(servers)), int(_f(pp)), int(_f(batch)), int(_f(micro_batch))
     cps = int(_f(system.chips_per_server))
-    tp = int(_f(tensor_degree(servers, cps, pp)))
+    tp = int(_f(fm.tensor_degree(servers, cps, pp)))
     if tp < 1 or shape.num_layers % pp or batch % m:
         raise ValueError(f"invalid mapping: servers={servers} pp={pp} batch={batch} mb={m}")
     n_mb = batch // m
@@ -461,7 +473,8 @@ def simulate_des(
     ar_bw = [srv_bw if lay.ring_crossings[s] else chip_bw for s in range(pp)]
     ar_lat = 2.0 * (tp - 1) * alpha
     ar_t = [
-        [_f(ring_allreduce_s(seg[j][2], tp, ar_bw[s], alpha)) for j in range(nj)] for s in range(pp)
+        [_f(fm.allreduce_s(seg[j][2], tp, ar_bw[s], alpha, 1.0)) for j in range(nj)]  # rings
+        for s in range(pp)
     ]
     tx_bw = [srv_bw if lay.tx_crossing[s] else chip_bw for s in range(pp)]
     tx_t = []
@@ -607,43 +620,22 @@ def simulate_des(
     )
 
 
-def compare_point(
-    system: System,
-    shape: LayerShape,
-    wl: Workload,
-    *,
-    servers,
-    pp,
-    batch,
-    micro_batch,
-    overlap_transfers: bool = True,
-    contention: bool = True,
-    port_policy: str = "ordered",
-    event_budget: float = EVENT_BUDGET,
-    latency_model: str = "isca24",
-) -> dict:
+def compare_point(system: System, shape: LayerShape, wl: Workload, **kw) -> dict:
     """The analytic model and the event-level simulation of one point: ``analytic_<q>``,
     ``des_<q>`` and ``error_<q>`` (= analytic / DES - 1) for ``q`` in ``tpot_s``, ``prefill_s``,
     ``throughput_tokens_per_s``; ``analytic_tpot_at_des_context_s`` (the analytic tau at the DES's
     mean decode context prompt + output/2, which isolates the half-token convention of
-    :attr:`Workload.mean_decode_context`); and the mapping and run statistics."""
+    :attr:`Workload.mean_decode_context`); and the mapping and run statistics. ``kw``: the
+    keyword arguments of :func:`simulate_des` (the mapping and the simulation's options)."""
     system = _one_row(system)
-    kw = dict(servers=servers, pp=pp, batch=batch, micro_batch=micro_batch)
-    ana = simulate(system, shape, wl, latency_model=latency_model, **kw)
+    point = {k: kw[k] for k in MAPPING_KEYS}
+    lm = kw.get("latency_model", "isca24")
+    servers, pp, batch, micro_batch = point.values()
+    ana = simulate(system, shape, wl, latency_model=lm, **point)
     g = wl.output_tokens
     wl_mid = replace(wl, prompt_tokens=wl.prompt_tokens + g / 2.0 - 0.5, output_tokens=1)
-    ana_mid = simulate(system, shape, wl_mid, latency_model=latency_model, **kw)
-    des = simulate_des(
-        system,
-        shape,
-        wl,
-        overlap_transfers=overlap_transfers,
-        contention=contention,
-        port_policy=port_policy,
-        event_budget=event_budget,
-        latency_model=latency_model,
-        **kw,
-    )
+    ana_mid = simulate(system, shape, wl_mid, latency_model=lm, **point)
+    des = simulate_des(system, shape, wl, **kw)
     out = {
         "servers": int(_f(servers)),
         "chips_per_server": int(_f(system.chips_per_server)),
@@ -671,94 +663,3 @@ def compare_point(
         contended_stages=des.contended_stages,
     )
     return out
-
-
-# --------------------------------------------------------------------------------------------------
-# the phase-2 optima against the event-level model
-
-
-def pick_front_points(front: dict[str, np.ndarray], n_points: int = 3) -> list[tuple[str, int]]:
-    """(label, index) of ``n_points`` points of a cost-sorted Pareto front: the TCO-optimal, the
-    latency-optimal and evenly spaced ones in between."""
-    n = len(front["design"])
-    if n == 0:
-        return []
-    i_tco = int(np.lexsort((front["tpot_s"], front["usd_per_million_tokens"]))[0])
-    i_lat = int(np.lexsort((front["usd_per_million_tokens"], front["tpot_s"]))[0])
-    picks = [("tco", i_tco)]
-    if n_points >= 2 and i_lat != i_tco:
-        picks.append(("latency", i_lat))
-    order = np.argsort(front["usd_per_million_tokens"], kind="stable")
-    k = 1
-    for pos in np.linspace(0, n - 1, max(n_points, 2))[1:-1]:
-        i = int(order[int(round(pos))])
-        if len(picks) >= n_points:
-            break
-        if all(i != j for _, j in picks):
-            picks.append((f"mid{k}", i))
-            k += 1
-    return picks
-
-
-def asic_cases(
-    table: dict[str, np.ndarray],
-    params,
-    models=None,
-    n_points: int = 3,
-    *,
-    overlap_transfers: bool = True,
-    event_budget: float = EVENT_BUDGET,
-    quantities: tuple[str, ...] = ("tpot_s", "throughput_tokens_per_s"),
-    details: list | None = None,
-    fast: bool = True,
-) -> list[dict]:
-    """Validation records of the analytic model against the event-level simulation: for each model
-    (default: the eight paper models) the phase-2 search over ``table``, then its TCO-optimal,
-    latency-optimal and middle Pareto points. One record per point and quantity with ``id, source,
-    quantity, unit, measured`` (DES), ``predicted`` (analytic) and ``error`` (= predicted /
-    measured - 1). ``details``, when given a list, receives each point's :func:`compare_point`
-    dict with ``model``, ``point`` and ``server_id``. ``fast=False`` searches with the numpy
-    reference (no numba compilation: for small tables)."""
-    from chipletcloud.explore import software
-    from chipletcloud.models.llm import PAPER_MODELS, load_model
-
-    units = {"tpot_s": "s/token", "prefill_s": "s", "throughput_tokens_per_s": "tokens/s"}
-    records = []
-    for name in models or PAPER_MODELS:
-        spec = load_model(name)
-        res = software.search(table, spec, params, fast=fast)
-        system, _ = software.system_from_servers(table, params)
-        wl = software.workload(params.preset.workload)
-        f = res.front
-        for label, i in pick_front_points(f, n_points):
-            d = int(f["design"][i])
-            row = compare_point(
-                system.take(np.array([d])),
-                res.shape,
-                wl,
-                servers=f["servers"][i],
-                pp=f["pp"][i],
-                batch=f["batch"][i],
-                micro_batch=f["micro_batch"][i],
-                overlap_transfers=overlap_transfers,
-                event_budget=event_budget,
-                latency_model=params.choices.latency_model,
-            )
-            if details is not None:
-                details.append(
-                    {"model": name, "point": label, "server_id": int(table["server_id"][d])} | row
-                )
-            for q in quantities:
-                meas, pred = row[f"des_{q}"], row[f"analytic_{q}"]
-                records.append(
-                    {
-                        "id": f"des-{name}-{label}-{q}",
-                        "source": SOURCE,
-                        "quantity": q,
-                        "unit": units[q],
-                        "measured": meas,
-                        "predicted": pred,
-                        "error": pred / meas - 1.0,
-                    }
-                )
-    return records

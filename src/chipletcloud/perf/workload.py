@@ -9,11 +9,23 @@ memory tier is a parameter: SRAM for Chiplet Cloud, HBM for GPUs/TPUs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from functools import cache
+from types import MappingProxyType
 
 import numpy as np
 
+from chipletcloud.config import load_card
 from chipletcloud.models.llm import ModelSpec
+from chipletcloud.perf.codes import OP_GROUPS
+
+
+@cache
+def default_layer_kernels() -> MappingProxyType:
+    """Kernels one layer launches, by operation, and the LM head's (``data/workload/
+    layer_kernels.yaml``): each pays the device's fixed time per kernel launch."""
+    card = load_card("workload", "layer_kernels")
+    return MappingProxyType({k: float(q.value) for k, q in card.items()})
 
 
 @dataclass(frozen=True)
@@ -109,12 +121,14 @@ class LayerShape:
 
 @dataclass(frozen=True)
 class Workload:
-    """Request shape and number formats. REFERENCE.md s6: the ISCA-era evaluation used a 128-token
+    """Request shape and number formats. docs/inference-model.md: the ISCA-era evaluation used a
+    128-token
     prompt and 256 generated tokens; v1 used a context of 2048. ``count_prefill``: the run that
     throughput, energy and TCO per token are computed over includes each batch's prefill (off:
     decode only, as the v1 model). ``kv_in_capacity``: the KV cache must fit memory (off in v1,
     which sized the system by the weights alone). ``units_per_layer``: pieces a layer may be cut
-    into across pipeline stages (:func:`chipletcloud.perf.simulate.stage_layers`)."""
+    into across pipeline stages (:func:`chipletcloud.perf.formulas.stage_layers`).
+    ``layer_kernels``: kernels each op of a layer launches (:func:`default_layer_kernels`)."""
 
     prompt_tokens: int = 128
     output_tokens: int = 256
@@ -125,6 +139,12 @@ class Workload:
     count_prefill: bool = True
     kv_in_capacity: bool = True
     units_per_layer: int = 1
+    layer_kernels: MappingProxyType = field(default_factory=default_layer_kernels)
+
+    @property
+    def kernels_per_layer(self) -> float:
+        """Kernels one layer launches, all its ops together."""
+        return float(sum(self.layer_kernels[op] for ops in OP_GROUPS.values() for op in ops))
 
     @property
     def weight_storage_bytes(self) -> float:

@@ -17,11 +17,9 @@ import numpy as np
 from chipletcloud.config import DATA, config_hash, load_space, resolve
 from chipletcloud.explore import software
 from chipletcloud.explore.hardware import explore_hardware
-from chipletcloud.models.llm import load_model
-from chipletcloud.report.runs import model_dirname
+from chipletcloud.models.catalogue import PAPER_MODELS, load_model
 from chipletcloud.report.store import manifest, write_json, write_parquet
 
-PAPER_MODELS = ("gpt2", "megatron", "gpt3", "gopher", "mtnlg", "bloom", "palm", "llama2-70b")
 #: steps reported to a progress callback
 STEPS = 8 + 10
 
@@ -36,8 +34,8 @@ def reproduce(
 ) -> dict:
     """Run everything; write the outputs under ``out_dir``; return the summary. ``workload``
     changes workload fields of the preset (e.g. a weight sparsity for every model)."""
+    from chipletcloud.baselines.asic_validation import validation_report
     from chipletcloud.baselines.compare import compare_results
-    from chipletcloud.baselines.validation import validate
     from chipletcloud.sparsity.capacity import capacity_study
     from chipletcloud.studies import core as studies
 
@@ -64,7 +62,9 @@ def reproduce(
         res = software.search(table, spec, software.params_for(spec, params))
         results[name] = (spec, res)
         run = software.EvaluationRun(table, params, [res], {})
-        write_parquet(run.front_table(res), out_dir / "fronts" / f"{model_dirname(name)}.parquet")
+        write_parquet(
+            run.front_table(res), out_dir / "fronts" / f"{software.model_dirname(name)}.parquet"
+        )
         optimal[name] = {
             "tco_optimal": res.card("tco", table),
             "latency_optimal": res.card("latency", table),
@@ -81,17 +81,7 @@ def reproduce(
     gpt3_spec, gpt3 = results.get("gpt3", next(iter(results.values())))
     gpt3_card = gpt3.card("tco", table)
     wl = software.workload(params.preset.workload)
-    memory = (
-        gpt3_card["servers"] * gpt3_card["chips_per_server"] * gpt3_card["sram_mb_per_chip"] * 1e6
-    )
-    kv = (
-        gpt3_card["batch"]
-        * wl.max_context
-        * 2.0
-        * gpt3.shape.num_layers
-        * gpt3.shape.kv_width
-        * wl.kv_bytes
-    )
+    memory, kv = software.system_memory(gpt3_card, gpt3.shape, wl)
     sparsity = {
         "capacity": {"model": gpt3_spec.name, **capacity_study(memory, kv, 0.6, "value_index")},
         "capacity_by_format": {
@@ -120,10 +110,7 @@ def reproduce(
     )
     step("sensitivity study")
 
-    validation = validate()
-    validation["asic_cases"] = _asic_cases(table, params, quick)
-    errs = [abs(c["error"]) for c in validation["asic_cases"]]
-    validation["asic_median_abs_error"] = float(np.median(errs)) if errs else None
+    validation = validation_report(table, params, n_points=1 if quick else 3)
     step("validation")
 
     wall = time.perf_counter() - t0
@@ -157,18 +144,6 @@ def reproduce(
     summary["manifest"]["wall_time_s"] = round(time.perf_counter() - t0, 2)
     write_json(summary, out_dir / "summary.json")
     return summary
-
-
-def _asic_cases(table, params, quick: bool) -> list[dict]:
-    """The analytic ASIC model against the event-level simulation, when that module exists."""
-    try:
-        from chipletcloud.perf.des import asic_cases
-    except ImportError:  # pragma: no cover - optional until the event-level simulator lands
-        return []
-    try:
-        return asic_cases(table, params, n_points=1 if quick else 3)
-    except TypeError:  # an older signature without n_points
-        return asic_cases(table, params)
 
 
 def _write_tables(summary: dict, out_dir: Path) -> None:

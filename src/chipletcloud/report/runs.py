@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from chipletcloud.explore.software import EvaluationRun
+from chipletcloud.explore.software import EvaluationRun, model_dirname
 from chipletcloud.report.store import manifest, write_json, write_parquet
-
-
-def model_dirname(name: str) -> str:
-    """A safe folder name for a model."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
 
 
 def write_evaluation(

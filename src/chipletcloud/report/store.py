@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import tempfile
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -15,31 +13,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-PACKAGES = (
-    "chipletcloud",
-    "numpy",
-    "numba",
-    "duckdb",
-    "pyarrow",
-    "pydantic",
-    "scipy",
-    "typer",
-    "simpy",
-    "matplotlib",
-    "plotly",
-    "jinja2",
-)
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and the packages results depend on."""
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+from chipletcloud.config import versions
 
 
 def _atomic_target(path: Path) -> Path:
@@ -82,14 +56,15 @@ def write_json(obj: Any, path: str | Path) -> Path:
     path = Path(path)
     tmp = _atomic_target(path)
     try:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=jsonable) + "\n")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """A JSON-ready value of a numpy scalar or array (anything else: its string)."""
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, np.ndarray):

@@ -7,7 +7,7 @@ KV-cache reserve. The largest model that fits, in parameters of ``value_bits``:
     params_dense  = (memory - kv) / (value_bits / 8)
     params_sparse = params_dense / ratio          ->  capacity gain = 1 / ratio
 
-(REFERENCE.md s1: a 16-bit value + 8-bit relative index per non-zero at 60% sparsity stores
+(docs/hardware-model.md: a 16-bit value + 8-bit relative index per non-zero at 60% sparsity stores
 0.4 x 24 / 16 = 0.60 of dense, 1.67x; the paper reports 1.7x [P].) A format whose ratio exceeds 1
 at low sparsity is not worth using: the weights are then kept dense (ratio 1).
 """

@@ -358,7 +358,8 @@ def decoder_words_per_cycle(
     """Dense words per cycle one bank group's decoder emits, on average.
 
     Model [D]: the bank group reads ``read_bits_per_cycle`` bits of its compressed stream(s) per
-    cycle (default 128, the widest SRAM macro word of REFERENCE.md s1) and the decoder expands
+    cycle (default 128, the widest SRAM macro word of docs/hardware-model.md) and the decoder
+    expands
     them with no other stall; buffering between the read side and the output port is assumed
     deep enough that the two decouple (a fluid model). Then
 

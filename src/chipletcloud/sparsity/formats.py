@@ -9,7 +9,7 @@ unstructured (independent) zeros:
   zeros since the previous non-zero. A gap of 2^b zeros or more needs a padding entry (a stored
   zero) for each 2^b zeros; for independent zeros the gaps are geometric and the expected padding
   per non-zero is s^(2^b) / (1 - s^(2^b)). Ratio = (1 - s)(1 + pad)(v + b) / v. At 60%
-  with 16-bit values: 0.4 x 24 / 16 = 0.60 of dense, i.e. 1.67x (REFERENCE.md s1 [D]).
+  with 16-bit values: 0.4 x 24 / 16 = 0.60 of dense, i.e. 1.67x (docs/hardware-model.md [D]).
 * ``bitmask``: one presence bit per weight plus the non-zero values: (1 - s) + 1 / v.
 * ``nm24`` (2:4 structured): exactly half the values plus a 2-bit position per kept value:
   0.5 (v + 2) / v, whatever ``s`` is (the weights must be 2:4 sparse; s is 0.5).

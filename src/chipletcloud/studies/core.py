@@ -20,6 +20,7 @@ from chipletcloud.config import Params, load_card
 from chipletcloud.explore import kernel, software
 from chipletcloud.explore.hardware import REASONS, enumerate_space, evaluate_servers
 from chipletcloud.models import cost, tco
+from chipletcloud.perf import formulas as fm
 
 DATA = resources.files("chipletcloud") / "data" / "studies"
 
@@ -35,18 +36,15 @@ def top_designs(result: software.ModelResult, k: int) -> np.ndarray:
     return np.sort(ok[np.argsort(best[ok], kind="stable")[:k]])
 
 
-def life_seconds(params: Params) -> float:
-    return params.tco.server_life_years * params.tco.seconds_per_year
-
-
 def tco_split(card: dict, params: Params) -> tuple[float, float]:
     """(capital, operating) USD per million tokens of a design card: server price and its
-    interest vs server opex, datacenter, electricity and PUE (REFERENCE.md s5)."""
+    interest vs server opex, datacenter, electricity and PUE (docs/tco.md)."""
     servers = card["servers"]
     parts = tco.server_tco_breakdown(
         card["server_cost_usd"], card["power_w"] / servers, params=params.tco
     )
-    per = servers / life_seconds(params) / card["throughput_tokens_per_s"] * 1e6
+    thr = card["throughput_tokens_per_s"]
+    per = fm.usd_per_million_tokens(servers, 1.0, tco.server_life_s(params.tco), thr)
     capital = float(parts["capex"] + parts["interest"]) * per
     operating = (
         float(parts["opex"] + parts["datacenter"] + parts["electricity"] + parts["pue_overhead"])
@@ -210,9 +208,9 @@ def _hbm_designs(params: Params) -> list[tuple[str, object, dict]]:
 def design_choice_study(table, results: dict, params: Params, big_die_mm2: float = 700.0) -> dict:
     """Normalised TCO per token of SRAM chiplets (the optimum), SRAM dies over ``big_die_mm2``,
     an HBM large chip (A100-like) and HBM small chiplets, per model and as a geometric mean
-    (REFERENCE.md s8 [A1]). HBM designs are built in-house and priced with the same TCO model;
+    (docs/baselines.md [A1]). HBM designs are built in-house and priced with the same TCO model;
     their mapping is searched with the same simulator."""
-    from chipletcloud.baselines.compare import _best, baseline_search, device_tco_usd
+    from chipletcloud.baselines.compare import baseline_search, best_mapping, device_tco_usd
 
     rows = []
     designs = _hbm_designs(params)
@@ -246,7 +244,7 @@ def design_choice_study(table, results: dict, params: Params, big_die_mm2: float
         for dname, dcard, fab in designs:
             t = device_tco_usd(dcard, fab, params)
             pts = baseline_search(dcard, res.shape, wl, params.preset.search.batch_sizes)
-            best = _best(pts, t["tco_usd"] / life_seconds(params))
+            best = best_mapping(pts, t["tco_usd"] / tco.server_life_s(params.tco))
             if best is not None:
                 rows.append(
                     {
@@ -283,9 +281,9 @@ def nre_study(
 ) -> dict:
     """Cost per 1K tokens against the served rate: Chiplet Cloud pays the NRE over the server
     life plus whole systems (each one of ``card``); rented A100s cost the same per token at every
-    rate. Break-even: the lowest rate where Chiplet Cloud is cheaper (REFERENCE.md s8 [A1]:
+    rate. Break-even: the lowest rate where Chiplet Cloud is cheaper (docs/baselines.md [A1]:
     $35M tape-out, v1 break-even near 46,000 GPT-3 tokens/s)."""
-    life_s = life_seconds(params)
+    life_s = tco.server_life_s(params.tco)
     thr = card["throughput_tokens_per_s"]
     system_tco = card["usd_per_million_tokens"] / 1e6 * thr * life_s
     rented = rented_usd_per_million_tokens / 1e3

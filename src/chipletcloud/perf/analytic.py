@@ -1,7 +1,7 @@
 """The inference simulator, numpy reference: a mapped system of identical chips serving one LLM.
 
 Every argument is a numpy array (broadcast together): one element per (design, mapping) point.
-Formulas (REFERENCE.md s6 [A], with the defects listed there fixed [D]):
+Formulas (docs/inference-model.md; [A], with the defects listed there fixed [D]):
 
 * Mapping. ``servers`` x ``chips_per_server`` chips; pipeline degree ``pp`` (divides the layers);
   tensor degree ``tp = floor(chips / pp)`` (all chips of a stage, Megatron partitioning); batch
@@ -21,121 +21,47 @@ Formulas (REFERENCE.md s6 [A], with the defects listed there fixed [D]):
   ``P (P + 1) / 2`` pairs (fixes the authors' under-count by a factor of the prompt length).
 * Capacity: the weights of a stage and the KV cache of all ``batch`` sequences at the full context
   must fit the memory of each chip.
-* Energy (REFERENCE.md s6 constants): FMAs, weight and KV reads (KV reads counted for every
+* Energy (docs/inference-model.md constants): FMAs, weight and KV reads (KV reads counted for every
   sequence, i.e. multiplied by the micro-batch: fixes the authors' defect), activation reads, plus
   the chips' static power over the run.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 
+from chipletcloud.perf import formulas as fm
+from chipletcloud.perf.codes import OP_GROUPS, OPS, POWER_SOURCES
 from chipletcloud.perf.workload import LayerShape, System, Workload
-
-OPS = ("qkv", "attention", "out_proj", "norms", "mlp", "allreduce", "lm_head", "stage_transfer")
-
-
-def stage_layers(num_layers, pp, units_per_layer=1):
-    """Layers the slowest pipeline stage holds. A layer is cut into ``units_per_layer`` pieces
-    (1: whole layers; 3: attention, MLP-in, MLP-out as in the v1 model) and ``pp`` stages take
-    ceil(units / pp) pieces each at most; with pp dividing the layers this is layers / pp."""
-    units = num_layers * units_per_layer
-    return np.ceil(units / np.asarray(pp, float) - 1e-9) / units_per_layer
-
-
-def tensor_degree(servers, chips_per_server, pp):
-    """Chips per pipeline stage: all chips of the system split evenly over the stages."""
-    return np.floor_divide(np.asarray(servers) * np.asarray(chips_per_server), np.asarray(pp))
-
-
-def kv_heads_per_chip(shape: LayerShape, tp):
-    """KV heads each chip of a tensor group of ``tp`` holds and reads: ``kv / tp``, replicated up to
-    one head per query-head group when ``tp`` exceeds the KV heads (MQA/GQA). Beyond ``heads``
-    chips, heads are split along the head dimension."""
-    tp = np.asarray(tp, float)
-    rep = np.maximum(1.0, np.minimum(tp, shape.heads) / shape.kv_heads)
-    return shape.kv_heads / tp * rep
-
-
-def experts_touched(shape: LayerShape, rows):
-    """Expected distinct routed experts a batch of ``rows`` tokens sends work to (uniform routing):
-    E (1 - (1 - k/E)^rows). Equals k for one token."""
-    if shape.experts == 0:
-        return np.zeros_like(np.asarray(rows, float))
-    e, k = shape.experts, shape.experts_per_tok
-    return e * (1.0 - (1.0 - k / e) ** np.asarray(rows, float))
-
-
-def mlp_params_read(shape: LayerShape, rows):
-    """MLP weights read for ``rows`` tokens in one layer (MoE: only the experts touched)."""
-    extra = (experts_touched(shape, rows) - shape.experts_per_tok) * shape.expert_params
-    return shape.mlp_params_per_token + shape.moe_layer_share * extra
-
-
-def ring_allreduce_s(nbytes, n, bw, alpha, dims=1.0):
-    """All-reduce of ``nbytes`` over ``n`` chips as a ring (``dims`` = 1): 2 (n - 1) steps of n-th
-    chunks, i.e. 2 (n - 1) / n x nbytes / bw + 2 (n - 1) alpha. On a ``dims``-dimensional torus
-    (reduce-scatter then all-gather along each dimension in turn) the bytes moved are the same and
-    the start-ups fall to 2 dims (n^(1/dims) - 1)."""
-    n = np.asarray(n, float)
-    dims = np.asarray(dims, float)
-    steps = 2.0 * dims * (n ** (1.0 / dims) - 1.0)
-    return np.where(n > 1, 2.0 * (n - 1.0) / n * nbytes / bw + steps * alpha, 0.0)
 
 
 def links(system: System, servers, tp, pp=1, latency_model: str = "isca24"):
-    """(tensor-group link bandwidth, stage-transfer link bandwidth) in B/s.
-
-    Chips are numbered server by server and stage s holds chips s tp .. s tp + tp - 1. A group
-    that fits whole in a server (tp divides the chips of a server, or all stages fit one server)
-    rings over chip links; a group of whole servers rings over the server link; a group that
-    straddles a server boundary rings over a server uplink it shares with the neighbouring
-    group's ring, so at half the server link (found by the event-level simulation, perf/des.py).
-    A stage transfer takes the server link once the system has more than one server (the
-    slowest stage, which sets the pace, is the one whose successor is in the next server).
-
-    ``latency_model="v1"`` keeps the v1 model's coarser rule (the authors' v1-era mapping code,
-    [A1]): a group larger than a server rings over the server link, any other over chip links;
-    stage transfers take the server link when a stage fills one server or more, and chip links
-    when a server holds several stages, so the one hop per server into the next server is
-    charged at chip-link speed (optimistic; kept to reproduce the v1 results).
-    """
-    cps = system.chips_per_server
-    tp = np.asarray(tp, float)
-    server = np.minimum(system.chip_link_bw, system.server_link_bw)
-    if latency_model == "v1":
-        tp_bw = np.where(tp > cps, server, system.chip_link_bw)
-        pp_bw = np.where(tp >= cps, server, system.chip_link_bw)
-        return tp_bw, pp_bw
-    inside = (tp <= cps) & ((np.mod(cps, tp) == 0) | (tp * np.asarray(pp, float) <= cps))
-    whole = (tp > cps) & (np.mod(tp, cps) == 0)
-    tp_bw = np.where(inside, system.chip_link_bw, np.where(whole, server, server / 2.0))
-    pp_bw = np.where(
-        np.asarray(servers) > 1,
-        np.minimum(system.chip_link_bw, system.server_link_bw),
+    """(tensor-group link bandwidth, stage-transfer link bandwidth) in B/s of ``system``'s rows
+    (:func:`chipletcloud.perf.formulas.link_bandwidths`)."""
+    return fm.link_bandwidths(
+        system.chips_per_server,
         system.chip_link_bw,
+        system.server_link_bw,
+        np.asarray(servers, float),
+        np.asarray(tp, float),
+        np.asarray(pp, float),
+        latency_model == "v1",
     )
-    return tp_bw, pp_bw
 
 
-def systolic_side(flops):
-    """v1 [A1]: side of a square systolic array of the chip's MACs at 1 GHz,
-    round(sqrt(TFLOPS / 2 x 1000))."""
-    return np.round(np.sqrt(np.asarray(flops, float) / 1e12 / 2.0 * 1000.0))
-
-
-#: Per-layer ops of :func:`layer_ops` with the number of kernels each launches (for the fixed
-#: per-kernel overhead of GPUs/TPUs; 0 s on the ASIC): attention is QK^T and AV.
-LAYER_OPS = {
-    "qkv": 1,
-    "attention": 2,
-    "softmax": 1,
-    "out_proj": 1,
-    "norms": 2,
-    "mlp_in": 1,
-    "activation": 1,
-    "mlp_out": 1,
-}
+def mlp_read(shape: LayerShape, rows):
+    """MLP weights one layer reads for ``rows`` tokens
+    (:func:`chipletcloud.perf.formulas.mlp_params_read` of ``shape``)."""
+    return fm.mlp_params_read(
+        shape.mlp_params_per_token,
+        shape.moe_layer_share,
+        shape.expert_params,
+        shape.experts,
+        shape.experts_per_tok,
+        rows,
+    )
 
 
 def phase_rows(wl: Workload, micro_batch, phase: str):
@@ -168,11 +94,11 @@ def layer_ops(
     Matmuls (``qkv``, ``out_proj``, ``mlp_in``, ``mlp_out``) take max(FLOPs / FLOP/s, weight bytes
     / bandwidth); ``attention`` max(FLOPs, KV bytes); the element-wise ops (``softmax`` over the
     local scores, the two ``norms``, the MLP ``activation``) read and write activations at the
-    memory bandwidth. Every op adds ``op_overhead_s`` per kernel it launches (:data:`LAYER_OPS`).
-    ``latency_model="v1"`` (REFERENCE.md s7): matmuls take compute time only, at a systolic-array
-    utilisation min(rows x columns / side^2, 1) (the MACs a matmul of ``rows`` inputs and the
-    chip's slice of output columns can keep busy); attention, element-wise ops and memory traffic
-    are ignored.
+    memory bandwidth. Every op adds ``op_overhead_s`` per kernel it launches
+    (``Workload.layer_kernels``). ``latency_model="v1"`` (docs/inference-model.md): matmuls take
+    compute time only, at a systolic-array utilisation min(rows x columns / side^2, 1) (the MACs
+    a matmul of ``rows`` inputs and the chip's slice of output columns can keep busy); attention,
+    element-wise ops and memory traffic are ignored.
     """
     tp = np.asarray(tp, float)
     f = system.flops * system.flops_eff
@@ -181,14 +107,14 @@ def layer_ops(
     wb, kvb, ab = wl.weight_bytes, wl.kv_bytes, wl.act_bytes
     rows, pairs, kv_tokens = phase_rows(wl, micro_batch, phase)
     v1 = latency_model == "v1"
-    side = systolic_side(system.flops)
+    side = fm.systolic_side(system.flops)
     zero = 0.0 * rows * tp * f
 
     def mm(flops, nbytes, cols):
-        if v1:  # busy MACs: rows x output columns of the chip's slice, out of side^2
-            t = flops / (f * np.minimum(rows * cols / side**2, 1.0))
+        t = fm.matmul_s(flops, nbytes, f, bw, fm.systolic_utilisation(rows, cols, side), v1)
+        if v1:
             return t, t, zero
-        return np.maximum(flops / f, nbytes / bw), flops / f, nbytes / bw
+        return t, flops / f, nbytes / bw
 
     def elementwise(nbytes):
         if v1:
@@ -198,11 +124,12 @@ def layer_ops(
     qkv_p = d * (q + 2 * kvw) / tp
     o_p = q * d / tp
     mlp_tok = shape.mlp_params_per_token / tp
-    mlp_rd = mlp_params_read(shape, rows) / tp
+    mlp_rd = mlp_read(shape, rows) / tp
     s_in = shape.mlp_in_share
     local_heads = shape.heads / tp
     att_flops = 4.0 * hd * local_heads * pairs
-    att_bytes = 2.0 * kv_tokens * hd * kv_heads_per_chip(shape, tp) * kvb
+    kvh = fm.kv_heads_per_chip(shape.heads, shape.kv_heads, tp)
+    att_bytes = 2.0 * kv_tokens * hd * kvh * kvb
     parts = {
         "qkv": mm(2 * rows * qkv_p, qkv_p * wb, (q + 2 * kvw) / tp),
         "attention": (zero, zero, zero)
@@ -217,7 +144,7 @@ def layer_ops(
     }
     out: dict[str, np.ndarray] = {}
     for op, (t, c, mem) in parts.items():
-        overhead = 0.0 if v1 else LAYER_OPS[op] * system.op_overhead_s
+        overhead = 0.0 if v1 else wl.layer_kernels[op] * system.op_overhead_s
         out[op] = t + overhead
         out[f"{op}_compute"] = c
         out[f"{op}_memory"] = mem
@@ -238,48 +165,48 @@ def stage_ops(
     latency_model: str = "isca24",
 ) -> dict[str, np.ndarray]:
     """Seconds per op for one micro-batch through the slowest pipeline stage: the layers/pp
-    layers of :func:`layer_ops`, two ring all-reduces a layer, the LM head on the last stage and
-    the transfer to the next stage. Keys: the ops of :data:`OPS` (``mlp`` = in + activation + out,
-    ``attention`` includes the softmax, ``norms`` apart) with ``_compute``/``_memory`` parts where
-    they apply, and ``stage`` (the total)."""
+    layers of :func:`layer_ops`, two all-reduces a layer, the LM head on the last stage and the
+    transfer to the next stage. Keys: the ops of :data:`chipletcloud.perf.codes.OPS` (``mlp`` =
+    in + activation + out, ``attention`` includes the softmax, ``norms`` apart) with
+    ``_compute``/``_memory`` parts where they apply, and ``stage`` (the total)."""
     tp = np.asarray(tp, float)
+    pp = np.asarray(pp, float)
     lo = layer_ops(
         system, shape, wl, tp=tp, micro_batch=micro_batch, phase=phase, latency_model=latency_model
     )
-    layers = stage_layers(shape.num_layers, pp, wl.units_per_layer)
+    layers = fm.stage_layers(shape.num_layers, pp, wl.units_per_layer)
     tp_bw, pp_bw = links(system, servers, tp, pp, latency_model)
     rows, _, _ = phase_rows(wl, micro_batch, phase)
     out: dict[str, np.ndarray] = {}
-    groups = {
-        "qkv": ("qkv",),
-        "attention": ("attention", "softmax"),
-        "out_proj": ("out_proj",),
-        "norms": ("norms",),
-        "mlp": ("mlp_in", "activation", "mlp_out"),
-    }
-    for name, members in groups.items():
+    for name, members in OP_GROUPS.items():
         out[name] = layers * sum(lo[m] for m in members)
         out[f"{name}_compute"] = layers * sum(lo[f"{m}_compute"] for m in members)
         out[f"{name}_memory"] = layers * sum(lo[f"{m}_memory"] for m in members)
-    ar = ring_allreduce_s(
+    ar = fm.allreduce_s(
         lo["allreduce_bytes"], tp, tp_bw, system.link_startup_s, system.collective_dims
     )
     out["allreduce"] = layers * 2.0 * ar
     m = np.asarray(micro_batch, float)  # logits for the last position of each sequence only
     head_p = shape.head_matmul_params / tp
     f = system.flops * system.flops_eff
-    if latency_model == "v1":
-        cols = shape.head_matmul_params / shape.hidden / tp
-        util = np.clip(m * cols / systolic_side(system.flops) ** 2, 1e-30, 1.0)
-        t_head = 2 * m * head_p / (f * util)
-    else:
-        t_head = np.maximum(
-            2 * m * head_p / f, head_p * wl.weight_bytes / (system.mem_bw * system.mem_eff)
+    v1 = latency_model == "v1"
+    with np.errstate(divide="ignore", invalid="ignore"):  # no LM head: the utilisation is 0
+        util = fm.systolic_utilisation(
+            m, shape.head_matmul_params / shape.hidden / tp, fm.systolic_side(system.flops)
         )
-        t_head = t_head + system.op_overhead_s
+        t_head = fm.matmul_s(
+            2 * m * head_p,
+            head_p * wl.weight_bytes,
+            f,
+            system.mem_bw * system.mem_eff,
+            util,
+            v1,
+        )
+    if not v1:
+        t_head = t_head + wl.layer_kernels["lm_head"] * system.op_overhead_s
     out["lm_head"] = np.where(shape.head_matmul_params > 0, t_head, 0.0)
-    out["stage_transfer"] = np.where(
-        np.asarray(pp) > 1, rows * shape.hidden * wl.act_bytes / pp_bw + system.link_startup_s, 0.0
+    out["stage_transfer"] = fm.stage_transfer_s(
+        rows * shape.hidden * wl.act_bytes, pp_bw, system.link_startup_s, pp
     )
     out["stage"] = sum(out[op] for op in OPS)
     return out
@@ -288,21 +215,27 @@ def stage_ops(
 def memory_per_chip(system: System, shape: LayerShape, wl: Workload, *, pp, tp, batch):
     """(weight bytes, KV bytes) the busiest chip holds: its stage's layers / tp (plus the
     embedding or LM-head matrix on the first/last stage) and the KV of all ``batch`` sequences at
-    the full context."""
+    the full context (:mod:`chipletcloud.perf.formulas`)."""
     pp = np.asarray(pp, float)
     tp = np.asarray(tp, float)
-    layers = stage_layers(shape.num_layers, pp, wl.units_per_layer)
-    head = np.where(pp > 1, shape.head_matmul_params, shape.head_params)
-    w = (layers * shape.layer_params + head) / tp * wl.weight_storage_bytes
-    kv = (
-        (1.0 if wl.kv_in_capacity else 0.0)
-        * layers
-        * np.asarray(batch, float)
-        * wl.max_context
-        * 2.0
-        * shape.head_dim
-        * kv_heads_per_chip(shape, tp)
-        * wl.kv_bytes
+    layers = fm.stage_layers(shape.num_layers, pp, wl.units_per_layer)
+    w = fm.weight_bytes_per_chip(
+        layers,
+        shape.layer_params,
+        shape.head_params,
+        shape.head_matmul_params,
+        pp,
+        tp,
+        wl.weight_storage_bytes,
+    )
+    kv = fm.kv_bytes_per_chip(
+        layers,
+        np.asarray(batch, float),
+        wl.max_context,
+        shape.head_dim,
+        fm.kv_heads_per_chip(shape.heads, shape.kv_heads, tp),
+        wl.kv_bytes,
+        1.0 if wl.kv_in_capacity else 0.0,
     )
     return w, kv
 
@@ -321,8 +254,9 @@ def simulate(
 ) -> dict[str, np.ndarray]:
     """Latency, throughput, capacity and energy of every (design, mapping) point.
 
-    ``tp`` defaults to all chips of the system split over the stages (:func:`tensor_degree`);
-    pass it to use fewer (a device count that is not a whole number of scale-up domains).
+    ``tp`` defaults to all chips of the system split over the stages
+    (:func:`chipletcloud.perf.formulas.tensor_degree`); pass it to use fewer (a device count that
+    is not a whole number of scale-up domains).
 
     Returns arrays: ``tp``, ``feasible`` (mapping valid and memory fits), ``stage_decode_s``,
     ``tpot_s`` (= tau, the per-token latency a user sees), ``prefill_s`` (= TTFT), ``e2e_s``,
@@ -337,7 +271,7 @@ def simulate(
     batch = np.asarray(batch, float)
     m = np.asarray(micro_batch, float)
     if tp is None:
-        tp = tensor_degree(servers, system.chips_per_server, pp)
+        tp = fm.tensor_degree(servers, system.chips_per_server, pp)
     tp = np.asarray(tp, float)
     ok_map = (tp >= 1) & (pp <= shape.num_layers * wl.units_per_layer) & (np.mod(batch, m) == 0)
     tp_safe = np.maximum(tp, 1.0)
@@ -370,17 +304,14 @@ def simulate(
         + 2.0 * batch * shape.head_matmul_params
         + att * att_pairs_pre
     )
-    w_read_dec = (
-        n_mb
-        * (L * (shape.attn_params + mlp_params_read(shape, m)) + shape.head_matmul_params)
-        * wl.weight_bytes
-    )
-    w_read_pre = (
-        n_mb
-        * (L * (shape.attn_params + mlp_params_read(shape, m * p)) + shape.head_matmul_params)
-        * wl.weight_bytes
-    )
-    kv_replicas = kv_heads_per_chip(shape, tp_safe) * tp_safe / shape.kv_heads
+
+    def weights_read(rows):  # weights one micro-batch pass of ``rows`` tokens reads
+        return L * (shape.attn_params + mlp_read(shape, rows)) + shape.head_matmul_params
+
+    w_read_dec = n_mb * weights_read(m) * wl.weight_bytes
+    w_read_pre = n_mb * weights_read(m * p) * wl.weight_bytes
+    kv_replicas = fm.kv_heads_per_chip(shape.heads, shape.kv_heads, tp_safe) * tp_safe
+    kv_replicas = kv_replicas / shape.kv_heads
     kv_read_dec = batch * c * L * 2.0 * shape.kv_width * wl.kv_bytes * kv_replicas
     kv_read_pre = batch * p * L * 2.0 * shape.kv_width * wl.kv_bytes * kv_replicas
     act_per_tok = (
@@ -397,7 +328,6 @@ def simulate(
     )
     e_static = chips * system.static_w_per_chip * run
     energy_per_tok = (e_dyn + e_static) / (batch * g)
-    util = flops_run / (run * chips * system.flops)
     out = {
         "tp": tp,
         "chips": chips,
@@ -410,10 +340,66 @@ def simulate(
         "throughput_tokens_per_s": thr,
         "weight_bytes_per_chip": w_chip,
         "kv_bytes_per_chip": kv_chip,
-        "flop_utilisation": util,
+        "flop_utilisation": fm.flop_utilisation(flops_run, run, chips, system.flops),
         "energy_j_per_token": energy_per_tok,
         "chip_power_w": (e_dyn + e_static) / run / chips,
     }
     for op in OPS:
         out[f"decode_{op}"] = dec[op] * np.maximum(pp, n_mb)
     return out
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """Per-design economics (arrays): server cost (USD), server TDP (W), fixed wall power of
+    fans and host (W), conversion efficiency, TCO coefficients (TCO = a C + b P; ``fixed`` = C +
+    its interest per USD of C, for the v1 utilisation-scaled TCO), life in seconds, and the
+    server power the TCO is charged at (:data:`chipletcloud.perf.codes.POWER_SOURCES`)."""
+
+    server_cost_usd: np.ndarray
+    server_tdp_w: np.ndarray
+    overhead_w: np.ndarray
+    efficiency: float
+    a_per_usd: float
+    b_per_w: float
+    fixed_per_usd: float
+    life_s: float
+    power_source: str
+
+    def take(self, idx) -> Pricing:
+        return replace(
+            self,
+            server_cost_usd=self.server_cost_usd[idx],
+            server_tdp_w=self.server_tdp_w[idx],
+            overhead_w=self.overhead_w[idx],
+        )
+
+
+def price(pricing: Pricing, sim: dict[str, np.ndarray], servers, chips_per_server):
+    """USD per million tokens, system capex and wall power for simulated points (arrays aligned
+    with ``sim``). Server power by ``power_source`` (:func:`chipletcloud.perf.formulas.
+    server_tco_usd`): ``energy`` = the energy model's mean chip power plus fans and host through
+    the conversion losses, capped at the server TDP; ``tdp``; or ``tdp_utilisation`` (v1: TCO =
+    fixed + U x (TCO at TDP - fixed), U the FLOP utilisation of all the servers' chips, which
+    the TDP counts, not only the pp x tp chips the mapping uses: the authors' v1-era code)."""
+    servers = np.asarray(servers, float)
+    c = pricing.server_cost_usd
+    tdp = pricing.server_tdp_w
+    code = POWER_SOURCES[pricing.power_source]
+    wall = (sim["chip_power_w"] * chips_per_server + pricing.overhead_w) / pricing.efficiency
+    share = sim["chips"] / (servers * np.asarray(chips_per_server, float))
+    u = sim["flop_utilisation"] * share
+    server_tco = fm.server_tco_usd(
+        code, c, tdp, wall, u, pricing.a_per_usd, pricing.b_per_w, pricing.fixed_per_usd * c
+    )
+    p = fm.server_power_w(code, tdp, wall, u)
+    thr = sim["throughput_tokens_per_s"]
+    return {
+        "usd_per_million_tokens": fm.usd_per_million_tokens(
+            servers, server_tco, pricing.life_s, thr
+        ),
+        "capex_usd": servers * c,
+        "power_w": servers * p,
+        "system_tco_usd": servers * server_tco,
+        "joules_per_token": servers * p / thr,
+    }

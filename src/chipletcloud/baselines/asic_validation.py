@@ -1,0 +1,129 @@
+"""The analytic ASIC model against the event-level simulation, at the phase-2 optima.
+
+No Chiplet Cloud exists to measure, so each model's TCO-optimal, latency-optimal and middle Pareto
+points from the phase-2 search are re-run with the discrete-event simulation of
+:mod:`chipletcloud.perf.des` and compared with the analytic model (docs/validation.md). The records
+have the same fields as the measured-hardware cases of :mod:`chipletcloud.baselines.validation`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chipletcloud.baselines.validation import validate
+from chipletcloud.config import load_space, resolve
+from chipletcloud.explore import software
+from chipletcloud.explore.hardware import explore_hardware
+from chipletcloud.models.catalogue import PAPER_MODELS, load_model
+from chipletcloud.perf import des
+
+
+def pick_front_points(front: dict[str, np.ndarray], n_points: int = 3) -> list[tuple[str, int]]:
+    """(label, index) of ``n_points`` points of a cost-sorted Pareto front: the TCO-optimal, the
+    latency-optimal and evenly spaced ones in between."""
+    n = len(front["design"])
+    if n == 0:
+        return []
+    i_tco = int(np.lexsort((front["tpot_s"], front["usd_per_million_tokens"]))[0])
+    i_lat = int(np.lexsort((front["usd_per_million_tokens"], front["tpot_s"]))[0])
+    picks = [("tco", i_tco)]
+    if n_points >= 2 and i_lat != i_tco:
+        picks.append(("latency", i_lat))
+    order = np.argsort(front["usd_per_million_tokens"], kind="stable")
+    k = 1
+    for pos in np.linspace(0, n - 1, max(n_points, 2))[1:-1]:
+        i = int(order[int(round(pos))])
+        if len(picks) >= n_points:
+            break
+        if all(i != j for _, j in picks):
+            picks.append((f"mid{k}", i))
+            k += 1
+    return picks
+
+
+def asic_cases(
+    table: dict[str, np.ndarray],
+    params,
+    models=None,
+    n_points: int = 3,
+    *,
+    overlap_transfers: bool = True,
+    event_budget: float = des.EVENT_BUDGET,
+    quantities: tuple[str, ...] = ("tpot_s", "throughput_tokens_per_s"),
+    details: list | None = None,
+    fast: bool = True,
+) -> list[dict]:
+    """Validation records of the analytic model against the event-level simulation: for each model
+    (default: the eight paper models) the phase-2 search over ``table``, then its TCO-optimal,
+    latency-optimal and middle Pareto points. One record per point and quantity with ``id, source,
+    quantity, unit, measured`` (DES), ``predicted`` (analytic) and ``error`` (= predicted /
+    measured - 1). ``details``, when given a list, receives each point's
+    :func:`chipletcloud.perf.des.compare_point` dict with ``model``, ``point`` and
+    ``server_id``. ``fast=False`` searches with the numpy reference (no numba compilation: for
+    small tables)."""
+    units = {"tpot_s": "s/token", "prefill_s": "s", "throughput_tokens_per_s": "tokens/s"}
+    records = []
+    for name in models or PAPER_MODELS:
+        spec = load_model(name)
+        res = software.search(table, spec, params, fast=fast)
+        system, _ = software.system_from_servers(table, params)
+        wl = software.workload(params.preset.workload)
+        f = res.front
+        for label, i in pick_front_points(f, n_points):
+            d = int(f["design"][i])
+            row = des.compare_point(
+                system.take(np.array([d])),
+                res.shape,
+                wl,
+                servers=f["servers"][i],
+                pp=f["pp"][i],
+                batch=f["batch"][i],
+                micro_batch=f["micro_batch"][i],
+                overlap_transfers=overlap_transfers,
+                event_budget=event_budget,
+                latency_model=params.choices.latency_model,
+            )
+            if details is not None:
+                details.append(
+                    {"model": name, "point": label, "server_id": int(table["server_id"][d])} | row
+                )
+            for q in quantities:
+                meas, pred = row[f"des_{q}"], row[f"analytic_{q}"]
+                records.append(
+                    {
+                        "id": f"des-{name}-{label}-{q}",
+                        "source": des.SOURCE,
+                        "quantity": q,
+                        "unit": units[q],
+                        "measured": meas,
+                        "predicted": pred,
+                        "error": pred / meas - 1.0,
+                    }
+                )
+    return records
+
+
+def asic_validation(table: dict[str, np.ndarray], params, n_points: int = 3) -> dict:
+    """``asic_cases`` (:func:`asic_cases` over the paper models) and ``asic_median_abs_error``
+    (the median of their absolute errors, None without cases): what ``validate`` and
+    ``reproduce`` report."""
+    cases = asic_cases(table, params, n_points=n_points)
+    errs = [abs(c["error"]) for c in cases]
+    return {
+        "asic_cases": cases,
+        "asic_median_abs_error": float(np.median(errs)) if errs else None,
+    }
+
+
+def validation_report(table: dict[str, np.ndarray] | None = None, params=None, n_points=3) -> dict:
+    """The whole validation: the simulator against measured hardware
+    (:func:`chipletcloud.baselines.validation.validate`) and the analytic ASIC model against the
+    event-level simulation (:func:`asic_validation`) on ``table`` (default: phase 1 on the
+    default space under ``params``, default the ``isca24`` preset). What ``validate`` prints and
+    ``reproduce`` reports."""
+    params = params or resolve("isca24")
+    if table is None:
+        table = explore_hardware(load_space(), params).table
+    report = validate()
+    report.update(asic_validation(table, params, n_points=n_points))
+    return report

@@ -1,0 +1,641 @@
+"""What each figure of the report shows, as plain data: one function per figure.
+
+Each ``*_data`` function takes the run's ``summary.json`` (as a dict) and the run folder (for the
+Pareto fronts under ``fronts/``) and returns a dataclass of series (lists or numpy arrays, already
+in the units drawn), colours, labels, titles and annotations, or None when the summary has no
+such section. The static renderer (:mod:`.figures`, matplotlib) and the interactive one
+(:mod:`.plotly_figures`) draw only what these return: every value of a figure comes from here;
+the renderers add only layout (axis headroom, bar offsets, label positions, marker styles).
+
+Figures have a ``title`` (the static figure's) and an ``interactive_title`` (the report's plot,
+which says more because it has no caption of its own).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chipletcloud.report.formats import fmt_num
+from chipletcloud.report.results import (
+    PALETTE,
+    bin_label,
+    device_label,
+    device_shape,
+    dict_rows,
+    fronts,
+    in_optimum,
+    model_colours,
+    model_order,
+    num,
+    rows_by,
+    section,
+)
+
+# The design columns shown for a Pareto point (front rows and optimal cards), in this order,
+# followed by its cost (USD per 1M tokens) and latency (ms per token).
+DESIGN_FIELDS = (
+    "die_area_mm2",
+    "sram_mb_per_chip",
+    "tflops_per_chip",
+    "servers",
+    "tp",
+    "pp",
+    "batch",
+    "micro_batch",
+)
+COST_AXIS = "TCO (USD per 1M tokens)"
+
+
+# --------------------------------------------------------------------------------------- pareto
+
+
+@dataclass(frozen=True)
+class Front:
+    """A Pareto front: latency (ms per token) against cost (USD per 1K tokens), and per point its
+    design (:data:`DESIGN_FIELDS`, USD per 1M tokens, ms per token) as rows."""
+
+    latency_ms: np.ndarray
+    usd_per_1k: np.ndarray
+    designs: np.ndarray
+
+
+@dataclass(frozen=True)
+class DesignPoint:
+    """An optimal design (``which``: ``tco_optimal`` or ``latency_optimal``; ``label`` says so)
+    at its latency (ms per token) and cost (USD per 1K tokens), its design row as in
+    :class:`Front`."""
+
+    which: str
+    label: str
+    latency_ms: float
+    usd_per_1k: float
+    design: list[float]
+
+
+@dataclass(frozen=True)
+class ParetoModel:
+    """A model's front (None without a front file) and its optimal designs."""
+
+    model: str
+    colour: str
+    front: Front | None
+    optima: list[DesignPoint]
+
+
+@dataclass(frozen=True)
+class BaselinePoint:
+    """A GPU/TPU baseline of a model: device label, marker shape, rented or fabricated, its
+    latency (ms per token) and cost (USD per 1K tokens), its deployment and cost ratio."""
+
+    model: str
+    colour: str | None
+    device: str
+    shape: str
+    kind: str
+    latency_ms: float
+    usd_per_1k: float
+    devices: Any
+    tp: Any
+    pp: Any
+    batch: Any
+    ratio: float
+
+
+@dataclass(frozen=True)
+class ParetoData:
+    """The Pareto plot: per model its front and optima, the baselines (flat, and grouped for
+    one legend entry per device and kind), axis labels and titles."""
+
+    models: list[ParetoModel]  # those with a front or an optimal design, in model order
+    baselines: list[BaselinePoint]
+    baseline_groups: dict[tuple[str, str], list[BaselinePoint]]  # by (device, kind)
+    devices: list[tuple[str, str]]  # (device label, shape) of the baselines, first-seen order
+    title: str
+    interactive_title: str
+    x_label: str = "latency (ms per output token)"
+    y_label: str = "TCO (USD per 1K tokens)"
+
+
+def _thin(table: dict[str, np.ndarray], limit: int | None) -> dict[str, np.ndarray]:
+    """At most ``limit`` rows of a front, evenly spaced along it (all rows for no limit)."""
+    n = len(table["tpot_s"])
+    if limit is None or n <= limit:
+        return table
+    idx = np.unique(np.linspace(0, n - 1, limit).round().astype(int))
+    return {k: np.asarray(v)[idx] for k, v in table.items()}
+
+
+def _front(table: dict[str, np.ndarray]) -> Front:
+    """A front table as drawn (ms per token, USD per 1K tokens) with its design rows."""
+    n = len(table["tpot_s"])
+    cols = [
+        np.asarray(table[c], dtype=float) if c in table else np.full(n, np.nan)
+        for c in DESIGN_FIELDS
+    ]
+    cols += [np.asarray(table["usd_per_million_tokens"], float), table["tpot_s"] * 1e3]
+    return Front(
+        latency_ms=table["tpot_s"] * 1e3,
+        usd_per_1k=table["usd_per_million_tokens"] / 1e3,
+        designs=np.column_stack(cols),
+    )
+
+
+def _optima(card_pair: Any) -> list[DesignPoint]:
+    """A model's TCO- and latency-optimal designs with a positive cost and latency."""
+    out = []
+    for which, label in (("tco_optimal", "TCO-optimal"), ("latency_optimal", "latency-optimal")):
+        card = (card_pair or {}).get(which) or {}
+        design = [num(card.get(c)) for c in DESIGN_FIELDS] + [
+            num(card.get("usd_per_million_tokens")),
+            num(card.get("latency_s_per_token")) * 1e3,
+        ]
+        if design[-1] > 0 and design[-2] > 0:
+            out.append(DesignPoint(which, label, design[-1], design[-2] / 1e3, design))
+    return out
+
+
+def _baselines(summary: dict, colours: dict[str, str]) -> list[BaselinePoint]:
+    """The baselines of the comparison with a positive cost and latency, per model in the
+    summary's order."""
+    out = []
+    for model, m in (section(summary, "compare", "models") or {}).items():
+        for name, b in (m.get("baselines") or {}).items():
+            if not isinstance(b, dict):
+                continue
+            cost, lat = num(b.get("usd_per_million_tokens")), num(b.get("latency_s_per_token"))
+            if not (cost > 0 and lat > 0):
+                continue
+            device = str(b.get("device") or name)
+            out.append(
+                BaselinePoint(
+                    model=model,
+                    colour=colours.get(model),
+                    device=device_label(device),
+                    shape=device_shape(device),
+                    kind=str(b.get("kind") or ("rented" if "rented" in name else "fabricated")),
+                    latency_ms=lat * 1e3,
+                    usd_per_1k=cost / 1e3,
+                    devices=b.get("devices"),
+                    tp=b.get("tp"),
+                    pp=b.get("pp"),
+                    batch=b.get("batch"),
+                    ratio=num(b.get("ratio")),
+                )
+            )
+    return out
+
+
+def pareto_data(
+    summary: dict, out_dir: Path, max_front_points: int | None = None
+) -> ParetoData | None:
+    """The Pareto plot as :class:`ParetoData`: every model's front (at most ``max_front_points``
+    points each), its TCO- and latency-optimal designs, and the baselines; None when there is
+    none of these."""
+    fr = fronts(summary, out_dir)
+    optimal = section(summary, "optimal") or {}
+    colours = model_colours(summary, out_dir)
+    base = _baselines(summary, colours)
+    if not fr and not optimal and not base:
+        return None
+    models = []
+    for model in model_order(summary, out_dir):
+        front = _front(_thin(fr[model], max_front_points)) if model in fr else None
+        optima = _optima(optimal.get(model))
+        if front is not None or optima:
+            models.append(ParetoModel(model, colours[model], front, optima))
+    groups: dict[tuple[str, str], list[BaselinePoint]] = {}
+    for b in base:
+        groups.setdefault((b.device, b.kind), []).append(b)
+    return ParetoData(
+        models=models,
+        baselines=base,
+        baseline_groups=groups,
+        devices=list(dict.fromkeys((b.device, b.shape) for b in base)),
+        title="Pareto fronts: cost per token vs latency, with GPU/TPU baselines",
+        interactive_title=(
+            "Pareto fronts: TCO per 1K tokens vs latency (★ TCO-optimal, ▲ latency-optimal)"
+        ),
+    )
+
+
+# ------------------------------------------------------------------------------------- die size
+
+
+@dataclass(frozen=True)
+class DieSizeData:
+    """Per die-area bin (label ``lo-hi`` mm²): the TCO-optimal cost split in capex and opex and
+    its total (USD per 1M tokens), the latency-optimal design's latency (ms per token) and cost,
+    whether the bin is the reported optimum; the largest finite total and latency (0 for none)."""
+
+    model: str
+    bins: list[str]
+    capex: list[float]
+    opex: list[float]
+    total: list[float]
+    latency_ms: list[float]
+    latency_usd: list[float]
+    optimum: list[bool]
+    total_max: float
+    latency_max: float
+    title: str
+    interactive_title: str
+    x_label: str = "die area bin (mm²)"
+    y_label: str = "TCO-optimal cost (USD per 1M tokens)"
+
+
+def _finite_max(values: list[float]) -> float:
+    """The largest finite value, 0.0 when there is none."""
+    return max([v for v in values if not math.isnan(v)] + [0.0])
+
+
+def die_size_data(summary: dict, out_dir: Path) -> DieSizeData | None:
+    """The die-size study as :class:`DieSizeData`; None without bins."""
+    study = section(summary, "studies", "die_size")
+    bins = dict_rows((study or {}).get("bins"))
+    if not bins:
+        return None
+    model = study.get("model", "")
+    total = [num(b.get("usd_per_million_tokens")) for b in bins]
+    latency = [num(b.get("latency_opt_s_per_token")) * 1e3 for b in bins]
+    return DieSizeData(
+        model=model,
+        bins=[bin_label(b) for b in bins],
+        capex=[num(b.get("capex_usd_per_million_tokens")) for b in bins],
+        opex=[num(b.get("opex_usd_per_million_tokens")) for b in bins],
+        total=total,
+        latency_ms=latency,
+        latency_usd=[num(b.get("latency_opt_usd_per_million_tokens")) for b in bins],
+        optimum=[in_optimum(b, study.get("optimum_mm2")) for b in bins],
+        total_max=_finite_max(total),
+        latency_max=_finite_max(latency),
+        title=f"Die size study ({model})",
+        interactive_title=f"Die size study ({model}): TCO-optimal cost per die-area bin",
+    )
+
+
+# ---------------------------------------------------------------------------------------- batch
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a study: its legend name, model (for the colour), x and y values by panel
+    (``ys[i]`` for panel i), and a dash style index (lines of one index share a style)."""
+
+    name: str
+    model: Any
+    colour: str | None
+    x: list[float]
+    ys: list[list[float]]
+    dash: int = 0
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A marked point of a line (an optimum)."""
+
+    model: Any
+    colour: str | None
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class LinesData:
+    """Lines against one x axis, in one panel per y axis (``y_labels[i]``, log or linear)."""
+
+    lines: list[Line]
+    x_label: str
+    y_labels: list[str]
+    y_log: list[bool]
+    x_ticks: list[float]  # the distinct positive x values
+    titles: list[str]  # per panel, static figure
+    interactive_title: str
+    markers: list[Marker]  # on the first panel
+
+
+def _sorted_by(rows: list[dict], key: str) -> list[dict]:
+    """Rows sorted by the number under ``key``."""
+    return sorted(rows, key=lambda r: num(r.get(key)))
+
+
+def _ticks(lines: list[Line]) -> list[float]:
+    """The distinct positive x values of the lines, ascending."""
+    return sorted({v for line in lines for v in line.x if v > 0})
+
+
+def batch_data(summary: dict, out_dir: Path) -> LinesData | None:
+    """The batch study as :class:`LinesData`: cost per token and latency (ms per token) against
+    batch per model, each model's cheapest batch marked on the cost panel; None without rows."""
+    study = section(summary, "studies", "batch")
+    groups = rows_by((study or {}).get("rows") or [], "model")
+    if not groups:
+        return None
+    colours = model_colours(summary, out_dir)
+    lines = []
+    for model, rows in groups.items():
+        rows = _sorted_by(rows, "batch")
+        cost = [num(r.get("usd_per_million_tokens")) for r in rows]
+        lines.append(
+            Line(
+                name=str(model),
+                model=model,
+                colour=colours.get(model),
+                x=[num(r.get("batch")) for r in rows],
+                ys=[cost, [num(r.get("latency_s_per_token")) * 1e3 for r in rows]],
+            )
+        )
+    by_model = {line.model: line for line in lines}
+    markers = []
+    for model, b in (study.get("optimum") or {}).items():
+        line = by_model.get(model)
+        hit = [i for i, x in enumerate(line.x) if x == num(b)] if line else []
+        if hit:
+            markers.append(Marker(model, line.colour, num(b), line.ys[0][hit[0]]))
+    return LinesData(
+        lines=lines,
+        x_label="batch size (sequences)",
+        y_labels=[COST_AXIS, "latency (ms per token)"],
+        y_log=[True, True],
+        x_ticks=_ticks(lines),
+        titles=["Cost per token vs batch (★ optimum)", "Latency vs batch"],
+        interactive_title="Batch size: cost per token and latency (★ optimum)",
+        markers=markers,
+    )
+
+
+def pipeline_data(summary: dict, out_dir: Path) -> LinesData | None:
+    """The pipeline study as :class:`LinesData`: cost per token and pipeline utilisation (%)
+    against pipeline stages, one line per (model, batch), a dash style per batch; None without
+    rows."""
+    rows = dict_rows(section(summary, "studies", "pipeline", "rows"))
+    if not rows:
+        return None
+    colours = model_colours(summary, out_dir)
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r.get("model"), r.get("batch")), []).append(r)
+    batches = list(dict.fromkeys(batch for _, batch in groups))
+    lines = []
+    for (model, batch), rs in groups.items():
+        rs = _sorted_by(rs, "pp")
+        lines.append(
+            Line(
+                name=f"{model}, batch {batch}",
+                model=model,
+                colour=colours.get(model),
+                x=[num(r.get("pp")) for r in rs],
+                ys=[
+                    [num(r.get("usd_per_million_tokens")) for r in rs],
+                    [num(r.get("utilisation")) * 100 for r in rs],
+                ],
+                dash=batches.index(batch),
+            )
+        )
+    return LinesData(
+        lines=lines,
+        x_label="pipeline stages (PP)",
+        y_labels=[COST_AXIS, "pipeline utilisation (%)"],
+        y_log=[True, False],
+        x_ticks=_ticks(lines),
+        titles=["Cost per token vs pipeline stages", "Utilisation vs pipeline stages"],
+        interactive_title="Pipeline stages: cost per token and utilisation per (model, batch)",
+        markers=[],
+    )
+
+
+# -------------------------------------------------------------------------------- design choice
+
+
+@dataclass(frozen=True)
+class BarSeries:
+    """One design's bars over the groups: normalised cost per token (NaN for none) and its cost
+    (USD per 1M tokens; NaN for the geomean)."""
+
+    name: str
+    colour: str
+    normalised: list[float]
+    usd: list[float]
+
+
+@dataclass(frozen=True)
+class DesignChoiceData:
+    """Bars per design over the groups (models, then the geomean), axis label and titles."""
+
+    groups: list[str]  # the models, then "geomean" when the study has one
+    designs: list[BarSeries]
+    title: str
+    interactive_title: str
+    y_label: str = "TCO per token (normalised)"
+
+
+def design_choice_data(summary: dict, out_dir: Path) -> DesignChoiceData | None:
+    """The design-choice study as :class:`DesignChoiceData`: each design's normalised cost per
+    model and the geomean; None without rows."""
+    study = section(summary, "studies", "design_choice")
+    rows = dict_rows((study or {}).get("rows"))
+    if not rows:
+        return None
+    models = list(rows_by(rows, "model"))
+    geo = study.get("geomean") or {}
+    value = {(r.get("model"), r.get("design")): r for r in rows}
+    series = []
+    for j, d in enumerate(rows_by(rows, "design")):
+        norm = [num((value.get((m, d)) or {}).get("normalised")) for m in models]
+        usd = [num((value.get((m, d)) or {}).get("usd_per_million_tokens")) for m in models]
+        if geo:
+            norm.append(num(geo.get(d)))
+            usd.append(math.nan)
+        series.append(BarSeries(str(d), PALETTE[j % len(PALETTE)], norm, usd))
+    return DesignChoiceData(
+        groups=models + (["geomean"] if geo else []),
+        designs=series,
+        title="Design choice: cost per token of each memory/chip design",
+        interactive_title="Design choice: normalised cost per token of each design",
+    )
+
+
+# ------------------------------------------------------------------------------------------ NRE
+
+
+@dataclass(frozen=True)
+class TrafficMark:
+    """A named traffic level (tokens/s) and its label slot (0-2, staggered so labels clear)."""
+
+    name: str
+    tokens_per_s: float
+    slot: int
+
+
+@dataclass(frozen=True)
+class NreData:
+    """Cost (USD per 1K tokens) against served tokens/s for Chiplet Cloud with its NRE and the
+    rented A100; the break-even traffic (NaN for none) and named traffic levels."""
+
+    tokens_per_s: list[float]
+    chiplet_cloud: list[float]
+    rented_a100: list[float]
+    breakeven: float
+    breakeven_label: str
+    marks: list[TrafficMark]
+    title: str
+    interactive_title: str
+    x_label: str = "served traffic (tokens per second)"
+    y_label: str = "cost (USD per 1K tokens)"
+
+
+def nre_data(summary: dict, out_dir: Path) -> NreData | None:
+    """The NRE study as :class:`NreData`; None without its curve."""
+    study = section(summary, "studies", "nre")
+    curve = sorted(dict_rows((study or {}).get("curve")), key=lambda r: num(r.get("tokens_per_s")))
+    if not curve:
+        return None
+    be = num(study.get("breakeven_tokens_per_s"))
+    nre = num(study.get("nre_usd"))
+    suffix = f" (NRE ${nre / 1e6:,.1f}M)" if nre > 0 else ""
+    marks = [
+        TrafficMark(str(name), num(tps), i % 3)
+        for i, (name, tps) in enumerate((study.get("markers") or {}).items())
+        if num(tps) > 0
+    ]
+    return NreData(
+        tokens_per_s=[num(r.get("tokens_per_s")) for r in curve],
+        chiplet_cloud=[num(r.get("chiplet_cloud_usd_per_1k_tokens")) for r in curve],
+        rented_a100=[num(r.get("rented_a100_usd_per_1k_tokens")) for r in curve],
+        breakeven=be if be > 0 else math.nan,
+        breakeven_label=f"{be:,.0f} tokens/s" if be > 0 else "",
+        marks=marks,
+        title="NRE amortisation vs rented GPUs" + suffix,
+        interactive_title="NRE amortisation: cost per 1K tokens vs served traffic" + suffix,
+    )
+
+
+# ---------------------------------------------------------------------------------- sensitivity
+
+
+@dataclass(frozen=True)
+class SensitivityData:
+    """Tornado rows, biggest change first: each parameter's change of the cost per token (%) at
+    its low and high value, the values' labels and costs (USD per 1M tokens); the base cost and
+    the largest change (at least 1%)."""
+
+    parameters: list[str]
+    low_pct: list[float]
+    high_pct: list[float]
+    low_labels: list[str | None]
+    high_labels: list[str | None]
+    low_usd: list[float]
+    high_usd: list[float]
+    base_usd: float
+    span_pct: float
+    title: str
+    interactive_title: str
+    x_label: str
+    interactive_x_label: str = "change of cost per token (%)"
+
+
+def sensitivity_data(summary: dict, out_dir: Path) -> SensitivityData | None:
+    """The sensitivity study as :class:`SensitivityData`; None without rows or a positive base
+    cost."""
+    study = section(summary, "studies", "sensitivity")
+    rows = dict_rows((study or {}).get("rows"))
+    base = num((study or {}).get("base_usd_per_million_tokens"))
+    if not rows or not base > 0:
+        return None
+
+    def delta(r: dict, k: str) -> float:
+        return num(r.get(f"{k}_usd_per_million_tokens")) / base * 100 - 100
+
+    def impact(r: dict) -> float:
+        return sum(abs(d) for d in (delta(r, "low"), delta(r, "high")) if not math.isnan(d))
+
+    def label(r: dict, k: str) -> str | None:
+        v = r.get(f"{k}_label")
+        return None if v is None else str(v)
+
+    rows = sorted(rows, key=impact, reverse=True)
+    low, high = [delta(r, "low") for r in rows], [delta(r, "high") for r in rows]
+    model = study.get("model", "")
+    return SensitivityData(
+        parameters=[str(r.get("parameter")) for r in rows],
+        low_pct=low,
+        high_pct=high,
+        low_labels=[label(r, "low") for r in rows],
+        high_labels=[label(r, "high") for r in rows],
+        low_usd=[num(r.get("low_usd_per_million_tokens")) for r in rows],
+        high_usd=[num(r.get("high_usd_per_million_tokens")) for r in rows],
+        base_usd=base,
+        span_pct=float(np.nanmax(np.abs([*low, *high, 1.0]))),
+        title=f"Sensitivity ({model})",
+        interactive_title=(
+            f"Sensitivity ({model}): cost per token around ${fmt_num(base)} per 1M tokens"
+        ),
+        x_label=f"change of cost per token (%; base ${base:,.3g} per 1M tokens)",
+    )
+
+
+# ------------------------------------------------------------------------------------- sparsity
+
+
+@dataclass(frozen=True)
+class SparsityLine:
+    """A model's cost per token (USD per 1M tokens, and relative to dense) against sparsity (%)."""
+
+    model: Any
+    colour: str | None
+    sparsity_pct: list[float]
+    usd: list[float]
+    relative: list[float]
+
+
+@dataclass(frozen=True)
+class SparsityData:
+    """One panel of lines per sparse format (panel titles in the same order), labels and title."""
+
+    panels: dict[Any, list[SparsityLine]]  # by sparse format
+    panel_titles: list[str]
+    title: str = "Cost per token vs weight sparsity"
+    x_label: str = "weight sparsity (%)"
+    y_label: str = COST_AXIS
+
+
+def sparsity_data(summary: dict, out_dir: Path) -> SparsityData | None:
+    """The sparsity sweep as :class:`SparsityData`, one panel per sparse format; None without
+    rows."""
+    rows = dict_rows(section(summary, "sparsity", "tco_vs_sparsity"))
+    if not rows:
+        return None
+    colours = model_colours(summary, out_dir)
+    panels = {}
+    for fmt, rs in rows_by(rows, "sparse_format").items():
+        panels[fmt] = []
+        for model, mr in rows_by(rs, "model").items():
+            mr = _sorted_by(mr, "sparsity")
+            panels[fmt].append(
+                SparsityLine(
+                    model=model,
+                    colour=colours.get(model),
+                    sparsity_pct=[num(r.get("sparsity")) * 100 for r in mr],
+                    usd=[num(r.get("usd_per_million_tokens")) for r in mr],
+                    relative=[num(r.get("relative_to_dense")) for r in mr],
+                )
+            )
+    return SparsityData(panels=panels, panel_titles=[f"format: {f}" for f in panels])
+
+
+# name -> plot data; the figure files are figures/<name>.png/.svg, the plots "plot-<name>"
+PLOT_DATA: dict[str, Callable[[dict, Path], Any]] = {
+    "pareto": pareto_data,
+    "die_size": die_size_data,
+    "batch": batch_data,
+    "pipeline": pipeline_data,
+    "design_choice": design_choice_data,
+    "nre": nre_data,
+    "sensitivity": sensitivity_data,
+    "sparsity": sparsity_data,
+}

@@ -1,0 +1,413 @@
+"""The report's interactive figures (plotly), drawn from :mod:`.plotdata`.
+
+Each ``*_plot`` function takes the run's ``summary.json`` as a dict and the run folder and returns
+a :class:`plotly.graph_objects.Figure`, or None when the summary has no such section;
+:func:`plotly_figures` returns every figure the summary has data for, by name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from chipletcloud.report import plotdata
+from chipletcloud.report.plotdata import DESIGN_FIELDS, LinesData
+
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+MAX_FRONT_POINTS = 3000  # per model in the interactive Pareto plot
+DESIGN_HOVER = {  # design field: hover label, d3 format, unit
+    "die_area_mm2": ("die", ".0f", " mm²"),
+    "sram_mb_per_chip": ("SRAM", ".3~g", " MB/chip"),
+    "tflops_per_chip": ("compute", ".3~g", " TFLOPS/chip"),
+    "servers": ("servers", ".0f", ""),
+    "tp": ("TP", ".0f", ""),
+    "pp": ("PP", ".0f", ""),
+    "batch": ("batch", ".0f", ""),
+    "micro_batch": ("micro-batch", ".0f", ""),
+}
+OPTIMUM_SYMBOLS = {"tco_optimal": ("star", 16), "latency_optimal": ("triangle-up", 11)}
+DASHES = ("solid", "dash", "dot", "dashdot")
+NO_COLOUR = "#555"  # a line of no known model
+CAPEX, OPEX = "#4e79a7", "#f28e2b"
+
+
+def _layout(fig: go.Figure, title: str, height: int = 440, **kw) -> go.Figure:
+    """The report's common layout (template, title, font, margins) applied; returns ``fig``."""
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 15}},
+        font={"family": FONT, "size": 12},
+        height=height,
+        margin={"l": 70, "r": 30, "t": 60, "b": 60},
+        hoverlabel={"font": {"family": FONT}},
+        legend={"bgcolor": "rgba(255,255,255,0.8)"},
+        **kw,
+    )
+    return fig
+
+
+def _design_hover(title: str) -> str:
+    """A hover template for a design row of :mod:`.plotdata` (``DESIGN_FIELDS``, cost, latency)."""
+    lines = [f"<b>{title}</b>"]
+    for i, field in enumerate(DESIGN_FIELDS):
+        label, f, unit = DESIGN_HOVER[field]
+        lines.append(f"{label} %{{customdata[{i}]:{f}}}{unit}")
+    k = len(DESIGN_FIELDS)
+    lines.append(f"<b>$%{{customdata[{k}]:.4~g}} per 1M tokens</b>")
+    lines.append(f"%{{customdata[{k + 1}]:.3~g}} ms/token")
+    return "<br>".join(lines) + "<extra></extra>"
+
+
+def pareto_plot(summary: dict, out_dir: Path) -> go.Figure | None:
+    """Every model's front (hover: the design), its optimal designs and the baselines."""
+    d = plotdata.pareto_data(summary, out_dir, max_front_points=MAX_FRONT_POINTS)
+    if d is None:
+        return None
+    fig = go.Figure()
+    for m in d.models:
+        if m.front is not None:
+            fig.add_scatter(
+                x=m.front.latency_ms,
+                y=m.front.usd_per_1k,
+                mode="lines+markers",
+                name=m.model,
+                legendgroup=m.model,
+                line={"color": m.colour, "width": 2},
+                marker={"size": 5},
+                customdata=m.front.designs,
+                hovertemplate=_design_hover(f"{m.model}: Pareto design"),
+            )
+        for p in m.optima:
+            symbol, size = OPTIMUM_SYMBOLS[p.which]
+            fig.add_scatter(
+                x=[p.latency_ms],
+                y=[p.usd_per_1k],
+                mode="markers",
+                name=f"{m.model} {p.label}",
+                legendgroup=m.model,
+                showlegend=False,
+                marker={
+                    "symbol": symbol,
+                    "size": size,
+                    "color": m.colour,
+                    "line": {"color": "black", "width": 1},
+                },
+                customdata=[p.design],
+                hovertemplate=_design_hover(f"{m.model}: {p.label} design"),
+            )
+    for (device, kind), bs in d.baseline_groups.items():
+        rented = kind == "rented"
+        fig.add_scatter(
+            x=[b.latency_ms for b in bs],
+            y=[b.usd_per_1k for b in bs],
+            mode="markers",
+            name=f"{device} {kind}",
+            legendgroup="baselines",
+            legendgrouptitle={"text": "baselines"},
+            marker={
+                "symbol": bs[0].shape + ("" if rented else "-open"),
+                "size": 11,
+                "color": [b.colour or NO_COLOUR for b in bs],
+                "line": {"color": "#222", "width": 1.5 if rented else 0},
+            },
+            customdata=[[b.model, b.devices, b.tp, b.pp, b.batch, b.ratio] for b in bs],
+            hovertemplate=(
+                f"<b>{device} {kind}</b> (%{{customdata[0]}})<br>"
+                "%{customdata[1]} devices · TP %{customdata[2]} · PP %{customdata[3]}<br>"
+                "batch %{customdata[4]}<br>$%{y:.4~g} per 1K tokens<br>%{x:.3~g} ms/token<br>"
+                "%{customdata[5]:.3~g}× Chiplet Cloud's cost<extra></extra>"
+            ),
+        )
+    _layout(fig, d.interactive_title, height=560)
+    fig.update_xaxes(type="log", title=d.x_label)
+    fig.update_yaxes(type="log", title=d.y_label)
+    fig.update_layout(legend={"groupclick": "toggleitem"})
+    return fig
+
+
+def die_size_plot(summary: dict, out_dir: Path) -> go.Figure | None:
+    """Stacked capex/opex per die-area bin, the latency-optimal latency on a second axis."""
+    d = plotdata.die_size_data(summary, out_dir)
+    if d is None:
+        return None
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for ys, name, colour in ((d.capex, "capex", CAPEX), (d.opex, "opex", OPEX)):
+        fig.add_bar(
+            x=d.bins,
+            y=ys,
+            name=name,
+            marker={
+                "color": colour,
+                "line": {"color": ["black" if o else colour for o in d.optimum], "width": 2},
+            },
+            hovertemplate=f"{name}: $%{{y:.4~g}} per 1M tokens<br>die %{{x}} mm²<extra></extra>",
+            secondary_y=False,
+        )
+    fig.add_scatter(
+        x=d.bins,
+        y=d.latency_ms,
+        customdata=d.latency_usd,
+        mode="lines+markers",
+        name="latency-optimal design",
+        line={"color": "black"},
+        hovertemplate="latency-optimal: %{y:.3~g} ms/token, $%{customdata:.4~g} per 1M tokens"
+        "<extra></extra>",
+        secondary_y=True,
+    )
+    for label, total, optimum in zip(d.bins, d.total, d.optimum, strict=True):
+        if optimum:
+            fig.add_annotation(
+                x=label,
+                y=total,
+                text="<b>optimum</b>",
+                showarrow=True,
+                arrowhead=2,
+                ay=-50,
+                bgcolor="rgba(255,255,255,0.85)",
+            )
+    _layout(fig, d.interactive_title)
+    fig.update_layout(
+        barmode="stack",
+        legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+    )
+    fig.update_xaxes(title=d.x_label, type="category")
+    fig.update_yaxes(title=d.y_label, secondary_y=False)
+    fig.update_yaxes(
+        title="latency-optimal (ms/token)",
+        secondary_y=True,
+        showgrid=False,
+        tickmode="auto",
+        range=[0, d.latency_max * 1.25 or 1],
+    )
+    fig.update_yaxes(range=[0, d.total_max * 1.3 or 1], secondary_y=False)
+    return fig
+
+
+def _lines_plot(d: LinesData, x_name: str) -> go.Figure:
+    """One subplot per panel of ``d``, lines coloured by model, dashed by ``Line.dash``; the
+    markers as stars on the first panel."""
+    fig = make_subplots(rows=1, cols=len(d.y_labels), horizontal_spacing=0.1)
+    for line in d.lines:
+        for col, ys in enumerate(line.ys, start=1):
+            fig.add_scatter(
+                x=line.x,
+                y=ys,
+                mode="lines+markers",
+                name=line.name,
+                legendgroup=line.name,
+                showlegend=col == 1,
+                line={
+                    "color": line.colour or NO_COLOUR,
+                    "dash": DASHES[line.dash % len(DASHES)],
+                },
+                hovertemplate=f"<b>{line.name}</b><br>{x_name} %{{x}}<br>%{{y:.4~g}}"
+                "<extra></extra>",
+                row=1,
+                col=col,
+            )
+    for col, (ytitle, log) in enumerate(zip(d.y_labels, d.y_log, strict=True), start=1):
+        fig.update_xaxes(type="log", title=d.x_label, dtick=math.log10(2), row=1, col=col)
+        fig.update_yaxes(type="log" if log else "linear", title=ytitle, row=1, col=col)
+    _layout(fig, d.interactive_title)
+    for m in d.markers:
+        fig.add_scatter(
+            x=[m.x],
+            y=[m.y],
+            mode="markers",
+            marker={
+                "symbol": "star",
+                "size": 16,
+                "color": m.colour or NO_COLOUR,
+                "line": {"color": "black", "width": 1},
+            },
+            name=f"{m.model} optimum",
+            legendgroup=m.model,
+            showlegend=False,
+            hovertemplate=f"<b>{m.model} optimum</b>: {x_name} %{{x}}<br>$%{{y:.4~g}} per 1M tokens"
+            "<extra></extra>",
+            row=1,
+            col=1,
+        )
+    return fig
+
+
+def batch_plot(summary: dict, out_dir: Path) -> go.Figure | None:
+    """Cost per token and latency against batch per model, each model's optimum starred."""
+    d = plotdata.batch_data(summary, out_dir)
+    return None if d is None else _lines_plot(d, "batch")
+
+
+def pipeline_plot(summary: dict, out_dir: Path) -> go.Figure | None:
+    """Cost per token and utilisation against pipeline stages per (model, batch)."""
+    d = plotdata.pipeline_data(summary, out_dir)
+    return None if d is None else _lines_plot(d, "pp")
+
+
+def design_choice_plot(summary: dict, out_dir: Path) -> go.Figure | None:
+    """Grouped bars of each design's normalised cost per model and the geomean."""
+    d = plotdata.design_choice_data(summary, out_dir)
+    if d is None:
+        return None
+    fig = go.Figure()
+    for s in d.designs:
+        fig.add_bar(
+            x=d.groups,
+            y=s.normalised,
+            name=s.name,
+            marker_color=s.colour,
+            customdata=s.usd,
+            hovertemplate=f"<b>{s.name}</b> · %{{x}}<br>%{{y:.3~g}}× the best design"
+            "<br>$%{customdata:.4~g} per 1M tokens<extra></extra>",
+        )
+    fig.add_hline(y=1.0, line={"dash": "dash", "color": "black", "width": 1})
+    _layout(fig, d.interactive_title, barmode="group")
+    fig.update_yaxes(title=d.y_label)
+    return fig
+
+
+def nre_plot(summary: dict, out_dir: Path) -> go.Figure | None:
+    """Cost per 1K tokens against served traffic, the break-even and traffic levels marked."""
+    d = plotdata.nre_data(summary, out_dir)
+    if d is None:
+        return None
+    fig = go.Figure()
+    for ys, name, colour in (
+        (d.chiplet_cloud, "Chiplet Cloud (incl. NRE)", "#4e79a7"),
+        (d.rented_a100, "rented A100", "#e15759"),
+    ):
+        fig.add_scatter(
+            x=d.tokens_per_s,
+            y=ys,
+            mode="lines",
+            name=name,
+            line={"color": colour, "width": 3},
+            hovertemplate=f"<b>{name}</b><br>%{{x:,.3~s}} tokens/s<br>$%{{y:.4~g}} per 1K tokens"
+            "<extra></extra>",
+        )
+    if d.breakeven > 0:
+        fig.add_vline(x=d.breakeven, line={"color": "black", "width": 1.5})
+        fig.add_annotation(
+            x=math.log10(d.breakeven),  # annotations on a log axis take log10 coordinates
+            y=1,
+            yref="paper",
+            yanchor="top",
+            xanchor="left",
+            showarrow=False,
+            text=f"<b>break-even</b><br>{d.breakeven_label}",
+        )
+    for m in d.marks:
+        fig.add_vline(x=m.tokens_per_s, line={"color": "#777", "width": 1, "dash": "dot"})
+        fig.add_annotation(
+            x=math.log10(m.tokens_per_s),
+            y=0.04 + 0.09 * m.slot,
+            yref="paper",
+            xanchor="left",
+            showarrow=False,
+            text=m.name,
+            bgcolor="rgba(255,255,255,0.85)",
+        )
+    _layout(fig, d.interactive_title)
+    fig.update_xaxes(type="log", title=d.x_label)
+    fig.update_yaxes(type="log", title=d.y_label)
+    return fig
+
+
+def sensitivity_plot(summary: dict, out_dir: Path) -> go.Figure | None:
+    """Tornado of the change of the cost per token, biggest change on top."""
+    d = plotdata.sensitivity_data(summary, out_dir)
+    if d is None:
+        return None
+    fig = go.Figure()
+    for pct, labels, usd, name, colour in (
+        (d.low_pct, d.low_labels, d.low_usd, "low value", CAPEX),
+        (d.high_pct, d.high_labels, d.high_usd, "high value", OPEX),
+    ):
+        fig.add_bar(
+            y=d.parameters,
+            x=pct,
+            orientation="h",
+            name=name,
+            marker_color=colour,
+            text=["" if lab is None else lab for lab in labels],
+            textposition="outside",
+            cliponaxis=False,
+            customdata=usd,
+            hovertemplate="<b>%{y}</b>: %{text}<br>%{x:+.1f}% · $%{customdata:.4~g} per 1M tokens"
+            "<extra></extra>",
+        )
+    _layout(
+        fig,
+        d.interactive_title,
+        height=max(320, 48 * len(d.parameters) + 140),
+        barmode="group",
+        bargap=0.25,
+    )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(
+        title=d.interactive_x_label,
+        zeroline=True,
+        zerolinecolor="black",
+        range=[-d.span_pct * 1.4, d.span_pct * 1.4],
+    )
+    return fig
+
+
+def sparsity_plot(summary: dict, out_dir: Path) -> go.Figure | None:
+    """Cost per token against weight sparsity, a subplot per sparse format."""
+    d = plotdata.sparsity_data(summary, out_dir)
+    if d is None:
+        return None
+    fig = make_subplots(
+        rows=1, cols=len(d.panels), shared_yaxes=True, subplot_titles=d.panel_titles
+    )
+    seen = set()
+    for col, lines in enumerate(d.panels.values(), start=1):
+        for line in lines:
+            fig.add_scatter(
+                x=line.sparsity_pct,
+                y=line.usd,
+                customdata=line.relative,
+                mode="lines+markers",
+                name=str(line.model),
+                legendgroup=str(line.model),
+                showlegend=line.model not in seen,
+                line={"color": line.colour or NO_COLOUR},
+                hovertemplate=f"<b>{line.model}</b><br>sparsity %{{x:.0f}}%<br>"
+                "$%{y:.4~g} per 1M tokens<br>%{customdata:.3~g}× dense<extra></extra>",
+                row=1,
+                col=col,
+            )
+            seen.add(line.model)
+        fig.update_xaxes(title=d.x_label, range=[-5, 100], row=1, col=col)
+    fig.update_yaxes(type="log")
+    fig.update_yaxes(title=d.y_label, row=1, col=1)
+    return _layout(fig, d.title)
+
+
+PLOTS: dict[str, Callable[[dict, Path], go.Figure | None]] = {
+    "pareto": pareto_plot,
+    "die_size": die_size_plot,
+    "batch": batch_plot,
+    "pipeline": pipeline_plot,
+    "design_choice": design_choice_plot,
+    "nre": nre_plot,
+    "sensitivity": sensitivity_plot,
+    "sparsity": sparsity_plot,
+}
+
+
+def plotly_figures(summary: dict, out_dir: Path) -> dict[str, go.Figure]:
+    """The report's interactive figures by name (those the summary has data for)."""
+    out = {}
+    for name, build in PLOTS.items():
+        fig = build(summary, Path(out_dir))
+        if fig is not None:
+            # powers of ten (10⁻⁵), not SI prefixes (10µ), on axes of dollars and seconds
+            fig.update_xaxes(exponentformat="power")
+            fig.update_yaxes(exponentformat="power")
+            out[name] = fig
+    return out

@@ -1,0 +1,357 @@
+"""The report's text: the headline ratios, the comparison and design tables, the key numbers,
+captions, the sparsity, validation and manifest sections, read from ``summary.json`` and
+formatted for the template (:mod:`.html`)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from importlib import metadata
+from typing import Any
+
+from chipletcloud.report.formats import (
+    FORMATS,
+    fmt_int,
+    fmt_money,
+    fmt_num,
+    fmt_params,
+    fmt_pct,
+    fmt_ratio,
+    fmt_si,
+    fmt_usd,
+)
+from chipletcloud.report.results import device_label, model_order, num, pair, section
+
+HEADLINE = (  # summary key, label
+    ("rented_gpu", "Rented GPU (A100)"),
+    ("rented_tpu", "Rented TPU (TPU v4)"),
+    ("fabricated_gpu", "Fabricated GPU (A100)"),
+    ("fabricated_tpu", "Fabricated TPU (TPU v4)"),
+)
+PAPER = {"rented_gpu": 97.0, "rented_tpu": 18.0, "fabricated_gpu": 8.3, "fabricated_tpu": 3.7}
+CARD_COLUMNS = (  # key, header, formatter
+    ("die_area_mm2", "die mm²", "int"),
+    ("sram_mb_per_chip", "SRAM MB/chip", "num"),
+    ("tflops_per_chip", "TFLOPS/chip", "num"),
+    ("chips_per_server", "chips/server", "int"),
+    ("servers", "servers", "int"),
+    ("tp", "TP", "int"),
+    ("pp", "PP", "int"),
+    ("batch", "batch", "int"),
+    ("micro_batch", "micro-batch", "int"),
+    ("latency_s_per_token", "ms/token", "ms"),
+    ("throughput_tokens_per_s", "tokens/s", "int"),
+    ("usd_per_million_tokens", "$/1M tokens", "usd"),
+    ("capex_usd", "capex $", "int"),
+    ("power_w", "power kW", "kw"),
+    ("joules_per_token", "J/token", "num"),
+)
+
+
+def headline(summary: dict) -> list[dict]:
+    """The headline rows (rented/fabricated GPU/TPU): label, best and geomean cost ratio, the
+    paper's ratio and best / paper."""
+    s = section(summary, "compare", "summary") or {}
+    geo = s.get("geomean") if isinstance(s.get("geomean"), dict) else {}
+    rows = []
+    for key, label in HEADLINE:
+        best = num(s.get(key))
+        paper = num(s.get(f"{key}_paper"))
+        paper = PAPER[key] if math.isnan(paper) else paper
+        g = num(s.get(f"{key}_geomean"))
+        if math.isnan(g):
+            g = num(geo.get(key))
+        rows.append(
+            {
+                "label": label,
+                "best": best,
+                "geomean": g,
+                "paper": paper,
+                "vs_paper": best / paper if best > 0 and paper > 0 else math.nan,
+            }
+        )
+    return rows
+
+
+def compare_table(summary: dict) -> dict:
+    """The comparison table: the baseline names, the rented ones' device labels, and per model
+    (in model order) its Chiplet Cloud cost and latency and its baseline cells."""
+    models = section(summary, "compare", "models") or {}
+    names: list[str] = []
+    for m in models.values():
+        for n in (m.get("baselines") or {}) if isinstance(m, dict) else ():
+            if n not in names:
+                names.append(n)
+    rented = [n for n in names if n.endswith("-rented")]
+    rows = []
+    for model in model_order(summary):
+        m = models.get(model)
+        if not isinstance(m, dict):
+            continue
+        base = m.get("baselines") or {}
+        rows.append(
+            {
+                "model": model,
+                "cc": m.get("chiplet_cloud_usd_per_million_tokens"),
+                "cc_ms": ((m.get("chiplet_cloud_design") or {}).get("latency_s_per_token")),
+                "note": m.get("note"),
+                "cells": [base.get(n) or {} for n in names],
+                "rented_cells": [base.get(n) or {} for n in rented],
+            }
+        )
+    return {
+        "baselines": names,
+        "rented": [device_label(n.removesuffix("-rented")) for n in rented],
+        "rows": rows,
+    }
+
+
+def glance(summary: dict) -> list[tuple[str, str]]:
+    """A few key numbers for the first screen as (label, text)."""
+    out = []
+    st = section(summary, "studies") or {}
+    opt = pair((st.get("die_size") or {}).get("optimum_mm2"))
+    if opt is not None:
+        out.append(("cheapest die size", f"{fmt_num(opt[0])}–{fmt_num(opt[1])} mm²"))
+    p = section(summary, "portfolio") or {}
+    if p.get("geomean_efficiency") is not None:
+        out.append(
+            (
+                "one shared server",
+                f"{fmt_pct(p['geomean_efficiency'], False)} geomean efficiency "
+                f"({fmt_num(p.get('die_area_mm2'))} mm² die)",
+            )
+        )
+    nre = st.get("nre") or {}
+    if nre.get("breakeven_tokens_per_s") is not None:
+        out.append(
+            (
+                "NRE break-even vs rented A100",
+                f"{fmt_int(nre['breakeven_tokens_per_s'])} tokens/s "
+                f"(NRE {fmt_money(nre.get('nre_usd'))})",
+            )
+        )
+    cap = section(summary, "sparsity", "capacity") or {}
+    if cap.get("capacity_gain") is not None:
+        out.append(
+            (
+                "sparse capacity gain",
+                f"{fmt_ratio(cap['capacity_gain'])} at {fmt_pct(cap.get('sparsity'), False)} "
+                f"sparsity ({cap.get('sparse_format', '')})",
+            )
+        )
+    v = section(summary, "validation") or {}
+    if v.get("median_abs_error") is not None:
+        out.append(
+            (
+                "validation, median |error|",
+                f"{fmt_pct(v['median_abs_error'], False)} over {len(v.get('cases') or [])} "
+                "GPU cases",
+            )
+        )
+    if v.get("asic_median_abs_error") is not None:
+        out.append(("vs event simulation", f"{fmt_pct(v['asic_median_abs_error'], False)}"))
+    return out
+
+
+def design_rows(summary: dict) -> list[dict]:
+    """The optimal-design table: per model and optimum its formatted :data:`CARD_COLUMNS`."""
+    out = []
+    optimal = section(summary, "optimal") or {}
+    for model in model_order(summary):
+        o = optimal.get(model)
+        if not isinstance(o, dict):
+            continue
+        for which, label in (("tco_optimal", "TCO-optimal"), ("latency_optimal", "latency-opt.")):
+            card = o.get(which)
+            if isinstance(card, dict):
+                out.append(
+                    {
+                        "model": model,
+                        "which": label,
+                        "points": o.get("pareto_points"),
+                        "cells": [FORMATS[f](card.get(k)) for k, _, f in CARD_COLUMNS],
+                    }
+                )
+    return out
+
+
+def captions(summary: dict) -> dict[str, str]:
+    """Captions of the plots by plot name."""
+    st = section(summary, "studies") or {}
+    cap: dict[str, str] = {}
+    ds = st.get("die_size") or {}
+    opt = pair(ds.get("optimum_mm2"))
+    if opt is not None:
+        cap["die_size"] = f"Cheapest die-area bin: {fmt_num(opt[0])}–{fmt_num(opt[1])} mm²."
+    bo = (st.get("batch") or {}).get("optimum") or {}
+    if bo:
+        cap["batch"] = "Cheapest batch: " + ", ".join(f"{m} {fmt_int(b)}" for m, b in bo.items())
+    geo = (st.get("design_choice") or {}).get("geomean") or {}
+    if geo:
+        cap["design_choice"] = "Geomean over models: " + ", ".join(
+            f"{d} {fmt_num(v)}×" for d, v in geo.items()
+        )
+    nre = st.get("nre") or {}
+    if nre:
+        parts = []
+        if nre.get("nre_usd") is not None:
+            parts.append(f"NRE {fmt_money(nre.get('nre_usd'))}")
+        if nre.get("breakeven_tokens_per_s") is not None:
+            parts.append(f"break-even {fmt_int(nre.get('breakeven_tokens_per_s'))} tokens/s")
+        for k, v in (nre.get("markers") or {}).items():
+            parts.append(f"{k} {fmt_si(v)} tokens/s")
+        cap["nre"] = "; ".join(parts) + "."
+    sens = st.get("sensitivity") or {}
+    if sens.get("base_usd_per_million_tokens") is not None:
+        cap["sensitivity"] = (
+            f"Base: {fmt_usd(sens['base_usd_per_million_tokens'])} per 1M tokens "
+            f"({sens.get('model', '')}); bars show each parameter at its low and high value."
+        )
+    cap["pareto"] = (
+        "Each line is a model's Pareto front of Chiplet Cloud designs; hover a point for its "
+        "design. Filled baseline markers are rented, open ones fabricated; they take the colour "
+        "of their model. Click legend entries to hide or show them."
+    )
+    return cap
+
+
+def sparsity_table(summary: dict) -> dict | None:
+    """Cost per token vs sparsity pivoted: one row per (model, format), one column per sparsity."""
+    rows = [r for r in section(summary, "sparsity", "tco_vs_sparsity") or [] if isinstance(r, dict)]
+    if not rows:
+        return None
+    levels = sorted(
+        {num(r.get("sparsity")) for r in rows if not math.isnan(num(r.get("sparsity")))}
+    )
+    table: dict[tuple, dict[float, dict]] = {}
+    for r in rows:
+        table.setdefault((r.get("model"), r.get("sparse_format")), {})[num(r.get("sparsity"))] = r
+    return {
+        "levels": [f"{v * 100:.0f}%" for v in levels],
+        "rows": [
+            {
+                "model": m,
+                "format": f,
+                "cells": [
+                    (
+                        fmt_usd(cells[v].get("usd_per_million_tokens")),
+                        fmt_num(cells[v].get("relative_to_dense")),
+                    )
+                    if v in cells
+                    else ("—", "")
+                    for v in levels
+                ],
+            }
+            for (m, f), cells in table.items()
+        ],
+    }
+
+
+def validation(summary: dict) -> dict | None:
+    """The validation section: cases, counts within tolerance, tolerances and median errors;
+    None without validation."""
+    v = section(summary, "validation")
+    if not isinstance(v, dict):
+        return None
+    cases = [c for c in v.get("cases") or [] if isinstance(c, dict)]
+    tol = v.get("tolerance")
+    return {
+        "cases": cases,
+        "has_level": any("level" in c for c in cases),
+        "has_tolerance": any("within_tolerance" in c for c in cases),
+        "n_within": sum(bool(c.get("within_tolerance")) for c in cases),
+        "tolerance": (
+            ", ".join(f"{k} {fmt_pct(t, False)}" for k, t in tol.items())
+            if isinstance(tol, dict)
+            else None
+        ),
+        "median": v.get("median_abs_error"),
+        "max": v.get("max_abs_error"),
+        "asic": [c for c in v.get("asic_cases") or [] if isinstance(c, dict)],
+        "asic_median": v.get("asic_median_abs_error"),
+    }
+
+
+CAPACITY = (  # key, label, format
+    ("model", "model", None),
+    ("sparsity", "sparsity", "pct"),
+    ("sparse_format", "sparse format", None),
+    ("storage_ratio", "storage, relative to dense", "num"),
+    ("capacity_gain", "capacity gain", "ratio"),
+    ("memory_bytes", "on-chip memory", "bytes"),
+    ("kv_bytes", "KV cache", "bytes"),
+    ("weight_budget_bytes", "weight budget", "bytes"),
+    ("largest_model_params_dense", "largest model, dense", "params"),
+    ("largest_model_params_sparse", "largest model, sparse", "params"),
+)
+
+
+def capacity_items(summary: dict) -> list[tuple[str, str]]:
+    """The sparse capacity study as (label, text) items."""
+    cap = section(summary, "sparsity", "capacity")
+    if not isinstance(cap, dict):
+        return []
+    out = []
+    for key, label, f in CAPACITY:
+        if cap.get(key) is None:
+            continue
+        v = cap[key]
+        if f == "pct":
+            text = fmt_pct(v, False)
+        elif f == "bytes":
+            text = f"{fmt_num(num(v) / 1e9)} GB"
+        elif f == "params":
+            text = f"{fmt_params(v)} parameters"
+        elif f:
+            text = FORMATS[f](v)
+        else:
+            text = str(v)
+        out.append((label, text))
+    by_format = section(summary, "sparsity", "capacity_by_format")
+    if isinstance(by_format, dict) and by_format:
+        out.append(
+            (
+                "capacity gain by format",
+                ", ".join(f"{k} {fmt_ratio(v)}" for k, v in by_format.items()),
+            )
+        )
+    return out
+
+
+def manifest_extra(manifest: dict) -> list[tuple[str, str]]:
+    """Manifest entries beyond the ones shown by name (command, counts, ...) and the versions of
+    the libraries writing the report, as (label, text)."""
+    shown = {"config_hash", "preset", "versions", "created_utc", "wall_time_s", "quick", "config"}
+
+    def text(v: Any) -> str:
+        if isinstance(v, dict):
+            return ", ".join(
+                f"{k} ({text(x)})" if isinstance(x, dict) else f"{k} {text(x)}"
+                for k, x in v.items()
+            )
+        if isinstance(v, list | tuple):
+            return ", ".join(text(x) for x in v)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return str(v)
+        return fmt_int(v) if float(v).is_integer() else fmt_num(v)
+
+    out = [(k.replace("_", " "), text(v)) for k, v in manifest.items() if k not in shown]
+    libs = []
+    for name in ("plotly", "matplotlib", "jinja2"):
+        try:
+            libs.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    if libs:
+        out.append(("report written with", ", ".join(libs)))
+    return out
+
+
+def created(manifest: dict) -> str:
+    """The run's creation time as ``YYYY-MM-DD HH:MM UTC`` (the raw text if unparseable)."""
+    raw = str(manifest.get("created_utc") or "")
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return raw

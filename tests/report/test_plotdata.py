@@ -1,0 +1,73 @@
+"""The plot data shared by the static figures and the interactive report."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from test_report_browser import MODELS, make_run
+
+from chipletcloud.report import plotdata
+from chipletcloud.report.figures import FIGURES
+from chipletcloud.report.plotly_figures import MAX_FRONT_POINTS, PLOTS
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("plotdata")
+    return make_run(root), root
+
+
+def test_one_plot_data_function_per_figure():
+    assert list(FIGURES) == list(PLOTS) == list(plotdata.PLOT_DATA)
+
+
+def test_every_figure_has_data(run):
+    summary, root = run
+    for name, fn in plotdata.PLOT_DATA.items():
+        assert fn(summary, root) is not None, name
+        assert fn({}, root / "nothing") is None, name
+
+
+def test_pareto_in_drawn_units(run):
+    summary, root = run
+    d = plotdata.pareto_data(summary, root)
+    assert [m.model for m in d.models] == sorted(MODELS, key=lambda m: MODELS[m][0])
+    gpt3 = next(m for m in d.models if m.model == "gpt3")
+    tco = next(p for p in gpt3.optima if p.which == "tco_optimal")
+    assert tco.usd_per_1k == pytest.approx(MODELS["gpt3"][0] / 1e3)
+    assert tco.latency_ms == pytest.approx(MODELS["gpt3"][1])
+    assert len(gpt3.front.designs) == len(gpt3.front.latency_ms) == 36
+    thin = plotdata.pareto_data(summary, root, max_front_points=10)
+    assert all(len(m.front.latency_ms) <= 10 for m in thin.models)
+    assert MAX_FRONT_POINTS >= 1000
+    assert {(b.device, b.kind) for b in d.baselines} == set(d.baseline_groups)
+
+
+def test_sensitivity_biggest_change_first(run):
+    summary, root = run
+    d = plotdata.sensitivity_data(summary, root)
+    impact = [abs(lo) + abs(hi) for lo, hi in zip(d.low_pct, d.high_pct, strict=True)]
+    assert impact == sorted(impact, reverse=True)
+    assert d.parameters[0] == "server life"
+    assert d.span_pct == pytest.approx(max(abs(v) for v in d.low_pct + d.high_pct))
+
+
+def test_batch_optimum_on_its_line(run):
+    summary, root = run
+    d = plotdata.batch_data(summary, root)
+    lines = {line.model: line for line in d.lines}
+    assert {m.model for m in d.markers} == {"gpt3", "palm", "llama2-70b"}
+    for m in d.markers:
+        line = lines[m.model]
+        assert m.y == line.ys[0][line.x.index(m.x)]
+    assert d.x_ticks == [1, 2, 4, 8, 16, 32, 64, 128, 256]
+
+
+def test_nre_marks_and_breakeven(run):
+    summary, root = run
+    d = plotdata.nre_data(summary, root)
+    assert d.breakeven == 9.3e3 and d.breakeven_label == "9,300 tokens/s"
+    assert [(m.name, m.slot) for m in d.marks] == [("ChatGPT", 0), ("Bing", 1), ("Google", 2)]
+    summary = {"studies": {"nre": {**summary["studies"]["nre"], "breakeven_tokens_per_s": None}}}
+    assert math.isnan(plotdata.nre_data(summary, root).breakeven)
