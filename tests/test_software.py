@@ -65,6 +65,7 @@ def _random_case(seed, moe=False, latency_model="isca24", power="energy"):
         mem_eff=rng.choice([1.0, 0.8], n) * rng.uniform(0.8, 1.0, n),
         op_overhead_s=rng.choice([0.0, 5e-6], n),
         collective_dims=rng.choice([1.0, 2.0, 3.0], n),
+        clock_hz=rng.choice([0.8e9, 1e9, 1.2e9], n),  # the v1 systolic array's clock
     )
     pricing = Pricing(
         server_cost_usd=rng.uniform(1e3, 2e4, n),

@@ -62,7 +62,7 @@ def _args(name: str, rng: np.random.Generator, n: int) -> tuple:
         ),  # fmt: skip
         "allreduce_s": (u(1e3, 1e9), tp, u(1e9, 1e11), u(0, 5e-6), rng.choice([1.0, 2.0, 3.0], n)),
         "stage_transfer_s": (u(1e3, 1e8), u(1e9, 1e11), u(0, 5e-6), pp),
-        "systolic_side": (u(1e12, 1e15),),
+        "systolic_side": (u(1e12, 1e15), rng.choice([0.5e9, 1e9, 1.4e9], n)),
         "systolic_utilisation": (ints(1, 5000), u(1, 1e5), ints(10, 800)),
         "matmul_s": (u(1e6, 1e14), u(1e3, 1e10), u(1e12, 1e15), u(1e11, 1e14), u(1e-3, 1), flag()),
         "flop_utilisation": (u(1e10, 1e18), u(1e-3, 1e3), ints(1, 10_000), u(1e12, 1e15)),
@@ -136,3 +136,23 @@ def test_collective_on_a_torus_takes_fewer_steps():
     torus = fast.allreduce_s(0.0, 64.0, 1e9, 1e-6, 3.0)
     assert ring == pytest.approx(126e-6) and torus == pytest.approx(18e-6)
     assert fast.allreduce_s(1e6, 1.0, 1e9, 1e-6, 2.0) == 0.0  # one chip: nothing to reduce
+
+
+def test_compiled_engine_cache_follows_all_its_sources():
+    # numba stamps a cached function with its own file only; the engine's functions are stamped
+    # with one digest of every file it is compiled from, so editing a formula recompiles the
+    # search loop that calls it (perf/jitcache.py)
+    import hashlib
+
+    from chipletcloud.explore import kernel
+    from chipletcloud.perf import jitcache
+
+    h = hashlib.sha256()
+    for rel in jitcache.ENGINE_FILES:
+        h.update(rel.encode() + b"\0" + (jitcache.ROOT / rel).read_bytes() + b"\0")
+    assert jitcache.engine_stamp() == h.hexdigest()
+    for dispatcher in (fast.stage_s, fast.allreduce_s, fast.point_cost, kernel._chunk):
+        locator = dispatcher._cache._impl.locator
+        assert isinstance(locator, jitcache.EngineLocator)
+        assert locator.get_source_stamp() == ("chipletcloud-engine", h.hexdigest())
+    assert "perf/formulas.py" in jitcache.ENGINE_FILES

@@ -50,4 +50,5 @@ def tiny_system(
         flops_eff=1.0,
         mem_eff=1.0,
         op_overhead_s=0.0,
+        clock_hz=1e9,  # the v1 systolic array: 1 GHz, as the 7 nm card
     )

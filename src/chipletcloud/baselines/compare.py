@@ -26,20 +26,17 @@ import numpy as np
 
 from chipletcloud.baselines.devices import DeviceCard, load_device, load_prices
 from chipletcloud.baselines.hbm import device_system
-from chipletcloud.config import Params
+from chipletcloud.config import Params, load_card
 from chipletcloud.models import tco
 from chipletcloud.perf import formulas as fm
 from chipletcloud.perf.analytic import simulate
 from chipletcloud.perf.workload import LayerShape, Workload
 
 GPU, TPU = "a100-80gb", "tpu-v4"  # the paper's baselines
-PAPER_RATIOS = {
-    "rented_gpu": 97.0,
-    "rented_tpu": 18.0,
-    "fabricated_gpu": 8.3,
-    "fabricated_tpu": 3.7,
-}
-V1_RATIOS = {"rented_gpu": 94.0, "rented_tpu": 15.0}
+#: The papers' headline ratios (data/studies/headlines.yaml): ISCA-era and arXiv v1.
+_HEADLINES = {k: float(q.value) for k, q in load_card("studies", "headlines").items()}
+PAPER_RATIOS = {k: v for k, v in _HEADLINES.items() if not k.startswith("v1_")}
+V1_RATIOS = {k.removeprefix("v1_"): v for k, v in _HEADLINES.items() if k.startswith("v1_")}
 
 
 def device_tco_usd(card: DeviceCard, fabricated, params: Params) -> dict:

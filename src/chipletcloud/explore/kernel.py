@@ -65,7 +65,7 @@ def _chunk(
         pre = np.empty(nb)
         f = des[i, pf.D_F] * des[i, pf.D_FEFF]
         bw = des[i, pf.D_BW] * des[i, pf.D_MEFF]
-        side = pf.systolic_side(des[i, pf.D_F])
+        side = pf.systolic_side(des[i, pf.D_F], des[i, pf.D_CLOCK])
         cps = des[i, pf.D_CPS]
         chip = (f, bw, side, des[i, pf.D_ALPHA], des[i, pf.D_DIMS], des[i, pf.D_OVH])
         nc = 0

@@ -87,6 +87,7 @@ def system_from_servers(table: dict[str, np.ndarray], params: Params) -> tuple[S
         flops_eff=1.0,
         mem_eff=1.0,
         op_overhead_s=0.0,
+        clock_hz=t.clock_ghz * 1e9,
     )
     a, b = tco.tco_coefficients(params.tco)
     life = params.tco.server_life_years

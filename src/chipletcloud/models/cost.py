@@ -3,7 +3,8 @@
 Sources: docs/hardware-model.md#constants-and-their-sources [A] (the authors' constants and
 reference table); the negative-binomial
 yield model is the standard clustered-defect model (Stapper, IBM J. R&D 1983). All areas in mm2,
-lengths in mm, defect densities per mm2, money in USD.
+lengths in mm, defect densities per mm2, money in USD. A constant left as None is read from the
+7 nm technology card (``data/tech/7nm.yaml``).
 """
 
 from __future__ import annotations
@@ -13,17 +14,26 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
+from chipletcloud.config import tech_params
+
+
+def _card(value: float | None, name: str) -> float:
+    """``value``, or the 7 nm technology card's ``name`` when it is None."""
+    return getattr(tech_params(), name) if value is None else value
+
 
 def _scalar_or_array(x: np.ndarray, like: ArrayLike):
     return x.item() if np.ndim(like) == 0 else x
 
 
-def die_yield(area_mm2: ArrayLike, d0_per_mm2: float = 0.001, alpha: float = 10.0):
+def die_yield(area_mm2: ArrayLike, d0_per_mm2: float | None = None, alpha: float | None = None):
     """Negative-binomial die yield Y = (1 + D0 A / alpha) ** -alpha.
 
-    ``d0_per_mm2`` defaults to 0.1 defects/cm2 and ``alpha`` to 10
-    (docs/hardware-model.md#constants-and-their-sources [A]).
+    ``d0_per_mm2`` and ``alpha`` default to the tech card's (0.1 defects/cm2 and 10,
+    docs/hardware-model.md#constants-and-their-sources [A]).
     """
+    d0_per_mm2 = _card(d0_per_mm2, "defect_density_per_mm2")
+    alpha = _card(alpha, "yield_cluster_alpha")
     a = np.asarray(area_mm2, dtype=float)
     y = (1.0 + d0_per_mm2 * a / alpha) ** (-alpha)
     return _scalar_or_array(y, area_mm2)
@@ -67,8 +77,8 @@ def _grid_count(side: float, radius: float, steps: int = 16) -> int:
 
 def dies_per_wafer(
     area_mm2: ArrayLike,
-    wafer_diameter_mm: float = 300.0,
-    dicing_gap_mm: float = 0.1,
+    wafer_diameter_mm: float | None = None,
+    dicing_gap_mm: float | None = None,
     method: str = "rows",
 ):
     """Whole square dies of ``area_mm2`` (plus the dicing gap on each side length) on a round wafer.
@@ -79,9 +89,12 @@ def dies_per_wafer(
     diameter). It reproduces docs/hardware-model.md#constants-and-their-sources exactly (100 mm2:
     651, 200: 316, 400: 154, 800: 72).
     Because each row is shifted on its own, it counts a few more dies than a real stepper grid with
-    common columns: ``method="grid"`` gives that exact fits-inside-the-circle count (100 mm2: 639,
-    about 2% fewer). Neither applies an edge exclusion.
+    common columns: ``method="grid"`` gives that exact fits-inside-the-circle count (100 mm2: 640,
+    about 2% fewer). Neither applies an edge exclusion. The wafer diameter and dicing gap default
+    to the tech card's (300 mm, 0.1 mm).
     """
+    wafer_diameter_mm = _card(wafer_diameter_mm, "wafer_diameter_mm")
+    dicing_gap_mm = _card(dicing_gap_mm, "dicing_gap_mm")
     if method not in ("rows", "grid"):
         from chipletcloud.errors import InputError
 
@@ -102,16 +115,18 @@ def dies_per_wafer(
 
 def die_cost_usd(
     area_mm2: ArrayLike,
-    wafer_cost_usd: float = 10_000.0,
-    d0_per_mm2: float = 0.001,
-    alpha: float = 10.0,
-    test_cost_fraction: float = 0.01,
-    wafer_diameter_mm: float = 300.0,
-    dicing_gap_mm: float = 0.1,
+    wafer_cost_usd: float | None = None,
+    d0_per_mm2: float | None = None,
+    alpha: float | None = None,
+    test_cost_fraction: float | None = None,
+    wafer_diameter_mm: float | None = None,
+    dicing_gap_mm: float | None = None,
     method: str = "rows",
 ):
     """Cost of one good, tested die: wafer / DPW / yield x (1 + test overhead)
-    (docs/hardware-model.md#constants-and-their-sources)."""
+    (docs/hardware-model.md#constants-and-their-sources); constants left None from the tech card."""
+    wafer_cost_usd = _card(wafer_cost_usd, "wafer_cost_usd")
+    test_cost_fraction = _card(test_cost_fraction, "test_cost_fraction")
     dpw = np.asarray(dies_per_wafer(area_mm2, wafer_diameter_mm, dicing_gap_mm, method), float)
     y = np.asarray(die_yield(area_mm2, d0_per_mm2, alpha), float)
     with np.errstate(divide="ignore"):

@@ -83,11 +83,12 @@ def server_tco_breakdown(
 def server_tco_usd(
     server_cost_usd: ArrayLike,
     power_w: ArrayLike,
-    life_years: float = 1.5,
+    life_years: float | None = None,
     params: TcoParams | None = None,
 ):
-    """Total cost of ownership (USD) of one server over ``life_years`` (ISCA-era constants by
-    default). ``server_tco_usd(10000, 1000)`` is $15,116 (docs/tco.md)."""
+    """Total cost of ownership (USD) of one server over ``life_years`` (default: the card's server
+    life; ISCA-era constants by default). ``server_tco_usd(10000, 1000)`` is $15,116
+    (docs/tco.md)."""
     total = server_tco_breakdown(server_cost_usd, power_w, life_years, params)["total"]
     return float(total) if np.ndim(total) == 0 else total
 

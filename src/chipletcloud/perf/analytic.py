@@ -107,7 +107,7 @@ def layer_ops(
     wb, kvb, ab = wl.weight_bytes, wl.kv_bytes, wl.act_bytes
     rows, pairs, kv_tokens = phase_rows(wl, micro_batch, phase)
     v1 = latency_model == "v1"
-    side = fm.systolic_side(system.flops)
+    side = fm.systolic_side(system.flops, system.clock_hz)
     zero = 0.0 * rows * tp * f
 
     def mm(flops, nbytes, cols):
@@ -192,7 +192,9 @@ def stage_ops(
     v1 = latency_model == "v1"
     with np.errstate(divide="ignore", invalid="ignore"):  # no LM head: the utilisation is 0
         util = fm.systolic_utilisation(
-            m, shape.head_matmul_params / shape.hidden / tp, fm.systolic_side(system.flops)
+            m,
+            shape.head_matmul_params / shape.hidden / tp,
+            fm.systolic_side(system.flops, system.clock_hz),
         )
         t_head = fm.matmul_s(
             2 * m * head_p,

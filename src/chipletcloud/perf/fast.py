@@ -20,7 +20,10 @@ from numba import njit
 from numba.extending import overload
 
 from chipletcloud.perf import formulas as fm
+from chipletcloud.perf import jitcache
 from chipletcloud.perf.codes import LATENCY_MODELS, POWER_SOURCES, V1
+
+jitcache.install()  # the cache of every compiled function follows all the engine's sources
 
 # floating-point licences: reassociation, reciprocals, fused multiply-add; no nan/inf assumptions;
 # division by zero gives inf/nan as in numpy (the reference) instead of raising
@@ -96,6 +99,7 @@ SYSTEM_COLUMNS = (
     "mem_eff",
     "op_overhead_s",
     "collective_dims",
+    "clock_hz",
 )
 PRICING_COLUMNS = ("server_cost_usd", "server_tdp_w", "overhead_w")
 DESIGN_COLUMNS = SYSTEM_COLUMNS + PRICING_COLUMNS + ("nmin",)
@@ -115,6 +119,7 @@ DESIGN_COLUMNS = SYSTEM_COLUMNS + PRICING_COLUMNS + ("nmin",)
     D_MEFF,
     D_OVH,
     D_DIMS,
+    D_CLOCK,
     D_COST,
     D_TDP,
     D_OVER,

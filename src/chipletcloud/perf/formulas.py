@@ -129,10 +129,10 @@ def stage_transfer_s(nbytes, bw, startup_s, pp):
 # --------------------------------------------------------------------------------- compute
 
 
-def systolic_side(flops):
-    """v1: side of a square systolic array of the chip's MACs at 1 GHz,
-    round(sqrt(TFLOPS / 2 x 1000))."""
-    return np.round(np.sqrt(flops / 1e12 / 2.0 * 1000.0))
+def systolic_side(flops, clock_hz):
+    """v1: side of the square systolic array holding the chip's MACs,
+    round(sqrt(FLOP/s / 2 / clock)) (a MAC is two FLOPs a cycle)."""
+    return np.round(np.sqrt(flops / 2.0 / clock_hz))
 
 
 def systolic_utilisation(rows, cols, side):

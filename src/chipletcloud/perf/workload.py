@@ -174,7 +174,8 @@ class System:
     achievable fractions of peak and ``op_overhead_s`` the fixed time of each kernel launch (1, 1
     and 0 s for the ASIC model; device cards for GPUs/TPUs). ``collective_dims`` is the number of
     torus dimensions an all-reduce runs over one after the other (1: a ring, as on NVSwitch and
-    the Chiplet Cloud chip links; 3: a TPU 3-D torus).
+    the Chiplet Cloud chip links; 3: a TPU 3-D torus). ``clock_hz`` is the chip clock, which the
+    v1 latency model's systolic array needs (the tech card's ``clock_ghz``).
     """
 
     flops: np.ndarray
@@ -192,6 +193,7 @@ class System:
     mem_eff: np.ndarray
     op_overhead_s: np.ndarray
     collective_dims: np.ndarray | float = 1.0
+    clock_hz: np.ndarray | float = np.nan
 
     def __len__(self) -> int:
         return len(self.flops)
@@ -201,8 +203,10 @@ class System:
 
     @classmethod
     def broadcast(cls, **kw) -> System:
-        """Build from scalars or arrays (broadcast together); ``collective_dims`` defaults to 1."""
+        """Build from scalars or arrays (broadcast together); ``collective_dims`` defaults to 1,
+        ``clock_hz`` to NaN (only the v1 latency model's systolic array needs a clock)."""
         kw.setdefault("collective_dims", 1.0)
+        kw.setdefault("clock_hz", np.nan)
         arrays = np.broadcast_arrays(*[np.asarray(kw[f.name], float) for f in fields(cls)])
         return cls(
             **{f.name: np.ascontiguousarray(a) for f, a in zip(fields(cls), arrays, strict=True)}
