@@ -101,9 +101,10 @@ def test_every_formula_is_compiled_and_covered():
         assert len(_args(name, rng, 2)) > 0
 
 
-@settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), name=st.sampled_from(sorted(fast.COMPILED)))
-def test_compiled_formula_equals_numpy(seed, name):
+@pytest.mark.parametrize("name", sorted(fast.COMPILED))
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_compiled_formula_equals_numpy(name, seed):
     rng = np.random.default_rng(seed)
     n = 64
     args = _args(name, rng, n)
