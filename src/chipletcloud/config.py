@@ -351,14 +351,15 @@ def resolve(preset: Preset | str = "isca24") -> Params:
 
 
 @cache
-def tech_params(name: str = "7nm") -> TechParams:
-    """A technology card (``data/tech/<name>.yaml``) as typed parameters, without a preset's
-    overrides: the constants that do not depend on the design point (e.g. energies per access)."""
-    raw = {k: q.value for k, q in load_card("tech", name).items()}
+def card_params(group: str, name: str) -> Any:
+    """A card (``data/<group>/<name>.yaml``) as the typed parameters of its group
+    (:class:`TechParams`, :class:`ServerParams`, :class:`TcoParams`), without a preset's
+    overrides: the defaults of functions called outside a preset."""
+    raw = {k: q.value for k, q in load_card(group, name).items()}
     try:
-        return TechParams.model_validate(raw)
+        return _GROUPS[group].model_validate(raw)
     except ValidationError as exc:
-        raise validation_to_input_error(exc, f"tech/{name}") from exc
+        raise validation_to_input_error(exc, f"{group}/{name}") from exc
 
 
 # --------------------------------------------------------------------------------------------------

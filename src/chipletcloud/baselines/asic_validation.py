@@ -63,11 +63,11 @@ def asic_cases(
     small tables)."""
     units = {"tpot_s": "s/token", "prefill_s": "s", "throughput_tokens_per_s": "tokens/s"}
     records = []
+    system, _ = software.system_from_servers(table, params)
+    wl = software.workload(params.preset.workload)
     for name in models or PAPER_MODELS:
         spec = load_model(name)
         res = software.search(table, spec, params, fast=fast)
-        system, _ = software.system_from_servers(table, params)
-        wl = software.workload(params.preset.workload)
         f = res.front
         for label, i in pick_front_points(f, n_points):
             d = int(f["design"][i])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chipletcloud.baselines.devices import DeviceCard, load_device
-from chipletcloud.config import TechParams, tech_params
+from chipletcloud.config import TechParams, card_params
 from chipletcloud.errors import InputError
 from chipletcloud.models.llm import ModelSpec
 from chipletcloud.perf.analytic import memory_per_chip, simulate, stage_ops
@@ -67,7 +67,7 @@ def device_system(
     all-reduces follow the scale-up topology (a ring on NVSwitch, one ring per dimension on a
     TPU torus)."""
     v = card.value
-    t = tech or tech_params()
+    t = tech or card_params("tech", "7nm")
     link_eff = _optional(card, "link_efficiency", 1.0)
     return System.broadcast(
         flops=np.full(n, compute_flops(card, weight_dtype)),

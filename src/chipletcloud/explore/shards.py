@@ -453,15 +453,16 @@ class ShardRun:
         if self.progress is not None:
             self.progress(msg)
 
-    def store(self, stage: str, identity: dict, items: int, size: int, shards: int):
+    def store(self, stage: str, identity: Callable[[], dict], items: int, size: int, shards: int):
         """The :class:`ShardStore` of ``stage`` (None without a run directory): its config is
-        the stage, the shard format, what identifies the work (``identity``) and its cut."""
+        the stage, the shard format, what identifies the work (``identity()``, computed only
+        when there is a store) and its cut."""
         if self.run_dir is None:
             return None
         cfg = {
             "stage": stage,
             "format": SHARD_FORMAT,
-            **identity,
+            **identity(),
             "items": items,
             "shard_size": size,
             "shards": shards,
@@ -486,8 +487,13 @@ def run_hardware_sharded(
     ranges = shard_ranges(n, size)
     space_dump = space.model_dump()
     with _backend(backend, r.address) as b:
-        identity = {"space": space_dump, "params": params.config_dict()}
-        store = r.store("hardware", identity, n, size, len(ranges))
+        store = r.store(
+            "hardware",
+            lambda: {"space": space_dump, "params": params.config_dict()},
+            n,
+            size,
+            len(ranges),
+        )
         results = _run_shards(
             b,
             hardware_shard,
@@ -539,12 +545,17 @@ def search_sharded(
     ranges = shard_ranges(nd, size)
     spec_dump = spec.model_dump()
     with _backend(backend, r.address) as b:
-        identity = (
-            {"table": table_digest(table), "model": spec_dump, "params": params.config_dict()}
-            if r.run_dir is not None
-            else {}
+        store = r.store(
+            search_stage(spec),
+            lambda: {
+                "table": table_digest(table),
+                "model": spec_dump,
+                "params": params.config_dict(),
+            },
+            nd,
+            size,
+            len(ranges),
         )
-        store = r.store(search_stage(spec), identity, nd, size, len(ranges))
 
         def task(lo: int, hi: int) -> dict:
             return {

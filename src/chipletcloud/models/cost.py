@@ -14,12 +14,12 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-from chipletcloud.config import tech_params
+from chipletcloud.config import card_params
 
 
 def _card(value: float | None, name: str) -> float:
     """``value``, or the 7 nm technology card's ``name`` when it is None."""
-    return getattr(tech_params(), name) if value is None else value
+    return getattr(card_params("tech", "7nm"), name) if value is None else value
 
 
 def _scalar_or_array(x: np.ndarray, like: ArrayLike):

@@ -17,20 +17,15 @@ caller's choice (preset ``power_source``).
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 from numpy.typing import ArrayLike
 
-from chipletcloud.config import TcoParams, load_card
+from chipletcloud.config import TcoParams, card_params
 
 
-@lru_cache(maxsize=1)
 def _default() -> TcoParams:
     """The ISCA-era TCO card (data/tco/asic_clouds.yaml)."""
-    return TcoParams.model_validate(
-        {k: q.value for k, q in load_card("tco", "asic_clouds").items()}
-    )
+    return card_params("tco", "asic_clouds")
 
 
 def loan_interest_usd(principal_usd: ArrayLike, rate_per_year: float, years: float):
