@@ -136,3 +136,41 @@ def test_top_designs_are_cheapest(run):
     idx = studies.top_designs(res, 5)
     rest = np.setdiff1d(np.flatnonzero(np.isfinite(res.best_per_design)), idx)
     assert res.best_per_design[idx].max() <= res.best_per_design[rest].min()
+
+
+def test_hop_latency_study(run, isca24):
+    table, results = run
+    specs = {n: s for n, (s, _) in results.items()}
+    st = studies.hop_latency_study(
+        table, specs, isca24, hops_s=(1e-8, 3e-7, 1e-6), op_latency_s=4e-6, results=results
+    )
+    default = isca24.link.chip_hop_latency_s
+    n = len(table["server_id"])
+    assert st["hop_latencies_s"] == sorted({1e-8, 3e-7, 1e-6, default})
+    for name in specs:
+        rows = sorted(
+            (r for r in st["rows"] if r["model"] == name and r["op_latency_s"] == 0.0),
+            key=lambda r: r["hop_latency_s"],
+        )
+        assert [r["hop_latency_s"] for r in rows] == st["hop_latencies_s"]
+        # a slower hop never makes any point faster, so the optimum never gets cheaper
+        costs = [r["usd_per_million_tokens"] for r in rows]
+        assert costs == sorted(costs)
+        # the default row is the main run's optimum (reused, not searched again)
+        d = next(r for r in rows if r["preset_default"])
+        main_card = results[name][1].card("tco", table)
+        assert d["usd_per_million_tokens"] == main_card["usd_per_million_tokens"]
+        # every row, pruned or not, is the optimum of a search of the whole table
+        for r in rows:
+            t = dict(table, hop_latency_s=np.full(n, r["hop_latency_s"]))
+            full = software.search(t, specs[name], isca24).card("tco", t)
+            assert r["usd_per_million_tokens"] == pytest.approx(full["usd_per_million_tokens"])
+            assert r["die_area_mm2"] == full["die_area_mm2"]
+        assert any(r["designs"] < n for r in rows)  # the pruning did something
+        # a fixed latency on every on-chip operation costs more; and it is the whole optimum
+        op = next(r for r in st["rows"] if r["model"] == name and r["op_latency_s"] > 0)
+        assert op["usd_per_million_tokens"] > d["usd_per_million_tokens"]
+        assert op["ms_per_token"] > d["ms_per_token"]
+        t = dict(table, hop_latency_s=np.full(n, default), op_overhead_s=np.full(n, 4e-6))
+        full = software.search(t, specs[name], isca24).card("tco", t)
+        assert op["usd_per_million_tokens"] == pytest.approx(full["usd_per_million_tokens"])

@@ -28,6 +28,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(no_args_is_help=True, help="The built-in LLM catalogue.")
 app.add_typer(models_app, name="models")
+presets_app = typer.Typer(no_args_is_help=True, help="The built-in presets and their constants.")
+app.add_typer(presets_app, name="presets")
 
 err = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -94,7 +96,9 @@ def hardware(
     """Phase 1: sweep the hardware space and write every valid server to DIR/servers.parquet.
 
     With --backend process/dask, --resume or --shard-size the space is cut into shards kept in
-    DIR/shards (see chipletcloud.explore.shards); the outputs are the same."""
+    DIR/shards (see chipletcloud.explore.shards); the outputs are the same. With --design DESIGN
+    the search runs on that one fixed machine (docs/interconnect.md#sram-device-cards), its server
+    count free or pinned with --servers."""
     from chipletcloud.config import config_hash, load_space, resolve
     from chipletcloud.explore.backends import check_options
     from chipletcloud.explore.hardware import explore_hardware
@@ -249,8 +253,17 @@ def _check_fraction(name: str, value: float | None) -> None:
 @app.command()
 def evaluate(
     model: Annotated[list[str], typer.Option("--model", help="Model name or config.json; repeat.")],
-    hardware_dir: Annotated[Path, typer.Option("--hardware", help="Phase-1 output directory.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    hardware_dir: Annotated[
+        Path | None, typer.Option("--hardware", help="Phase-1 output directory.")
+    ] = None,
+    design: Annotated[
+        Path | None,
+        typer.Option("--design", help="One fixed design: an SRAM device card (kind: sram)."),
+    ] = None,
+    servers: Annotated[
+        int | None, typer.Option("--servers", help="With --design: pin the server count.")
+    ] = None,
     preset: PresetOpt = "isca24",
     sparsity: Annotated[float | None, typer.Option("--sparsity", help="Zero fraction.")] = None,
     sparse_format: Annotated[str | None, typer.Option("--sparse-format")] = None,
@@ -267,7 +280,9 @@ def evaluate(
     Pareto front of (USD per million tokens, latency per token) and the optimal design cards.
 
     With --backend process/dask, --resume or --shard-size the designs are cut into shards kept in
-    DIR/shards (see chipletcloud.explore.shards); the outputs are the same."""
+    DIR/shards (see chipletcloud.explore.shards); the outputs are the same. With --design DESIGN
+    the search runs on that one fixed machine (docs/interconnect.md#sram-device-cards), its server
+    count free or pinned with --servers."""
     from chipletcloud.config import config_hash, resolve
     from chipletcloud.explore.backends import check_options
     from chipletcloud.explore.software import evaluate_models
@@ -279,16 +294,34 @@ def evaluate(
     if sparse_format is not None and sparse_format not in FORMATS:
         raise InputError("sparse_format", sparse_format, ", ".join(FORMATS))
     sharded = check_options(backend, address, resume, shard_size)
+    if (hardware_dir is None) == (design is None):
+        raise InputError(
+            "hardware", hardware_dir, "exactly one of --hardware DIR and --design CARD.yaml"
+        )
+    if servers is not None and (design is None or servers < 1):
+        raise InputError("servers", servers, "an integer >= 1, together with --design")
+    if design is not None and sharded:
+        raise InputError("backend", backend, "serial with --design (one design, no shards)")
     params = resolve(preset)
     _check_index_bits(index_bits)
     params = params.with_workload(
         sparsity=sparsity, sparse_format=sparse_format, index_bits=index_bits
     )
     specs = [load_model(m) for m in model]
-    table = _load_servers(hardware_dir)
+    card = None
+    if design is not None:
+        from chipletcloud.baselines.sram import load_sram_card
+
+        card = load_sram_card(str(design))
+    else:
+        table = _load_servers(hardware_dir)
     t0 = time.perf_counter()
     with _progress(len(specs), "phase 2", not as_json) as step:
-        if sharded:
+        if card is not None:
+            from chipletcloud.baselines.sram import evaluate_design
+
+            run = evaluate_design(card, specs, params, servers=servers, progress=step)
+        elif sharded:
             from chipletcloud.explore.shards import evaluate_models_sharded
 
             run = evaluate_models_sharded(
@@ -307,10 +340,13 @@ def evaluate(
     elapsed = time.perf_counter() - t0
     cfg = {
         "models": [s.name for s in specs],
-        "hardware": str(hardware_dir),
-        "hardware_config_hash": _hardware_hash(hardware_dir),
+        "hardware": str(hardware_dir) if hardware_dir else None,
+        "hardware_config_hash": _hardware_hash(hardware_dir) if hardware_dir else None,
         **params.config_dict(),
     }
+    if card is not None:
+        cfg["design"] = card.model_dump()
+        cfg["servers"] = servers
     summary = write_evaluation(run, out_dir, cfg, config_hash(cfg), elapsed)
     if as_json:
         _emit_json(summary)
@@ -483,6 +519,31 @@ def validate(
             f"analytic ASIC model vs event-level simulation: {len(errs)} points, median "
             f"|error| {report['asic_median_abs_error']:.2%}, max {max(errs):.2%}"
         )
+    t = Table(title="ASIC model vs measured all-SRAM machines (asic_measured)")
+    for col in ("case", "split", "measured", "predicted", "error", "mapping"):
+        t.add_column(col, justify="left" if col in ("case", "split", "mapping") else "right")
+    for c in report["asic_measured"]:
+        if c["predicted"] is None:
+            t.add_row(c["id"], c["split"], f"{c['measured']:,.0f}", "refused", "", c["refused"])
+            continue
+        t.add_row(
+            c["id"],
+            c["split"],
+            f"{c['measured']:,.0f}",
+            f"{c['predicted']:,.0f}",
+            f"{c['error']:+.1%}",
+            f"{c['chips']} chips, TP {c['tp']} x PP {c['pp']}",
+        )
+    out.print(t)
+    s = report["asic_measured_summary"]
+    out.print(
+        "asic_measured median |error|: "
+        + ", ".join(
+            f"{k} {v['median_abs_error']:.1%} (max {v['max_abs_error']:.1%}, {v['cases']} cases)"
+            for k, v in s.items()
+            if v["cases"]
+        )
+    )
 
 
 @app.command("sparsity")
@@ -700,6 +761,59 @@ def query(
     for r in rows:
         t.add_row(*[f"{v:.6g}" if isinstance(v, float) else str(v) for v in r])
     out.print(t)
+
+
+@presets_app.command("list")
+def presets_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The built-in presets and what each is for."""
+    from chipletcloud.config import load_preset, preset_names
+
+    rows = [
+        {"name": n, "description": " ".join(load_preset(n).description.split())}
+        for n in preset_names()
+    ]
+    if as_json:
+        _emit_json({"presets": rows})
+        return
+    t = Table(title="presets")
+    t.add_column("name")
+    t.add_column("description")
+    for r in rows:
+        t.add_row(r["name"], r["description"])
+    out.print(t)
+
+
+@presets_app.command("show")
+def presets_show(
+    name: Annotated[str, typer.Argument(help="A built-in preset name or a preset .yaml path.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Every resolved constant of a preset with its unit and source, the derived hop latencies
+    (``link.chip.hop_latency_s``, ``link.server.hop_latency_s``) and the modelling choices."""
+    from chipletcloud.config import preset_constants, resolve
+
+    params = resolve(name)
+    doc = {
+        "preset": params.preset.name,
+        "description": " ".join(params.preset.description.split()),
+        "cards": {
+            g: getattr(params.preset, g) for g in ("tech", "server", "tco", "thermal", "link")
+        },
+        "choices": params.choices.model_dump(),
+        "constants": preset_constants(params),
+    }
+    if as_json:
+        _emit_json(doc)
+        return
+    t = Table(title=f"preset {doc['preset']}: {doc['description'][:100]}")
+    for col in ("constant", "value", "unit", "source"):
+        t.add_column(col, overflow="fold")
+    for k, q in doc["constants"].items():
+        t.add_row(k, f"{q['value']:.6g}", q["unit"], q["source"][:90])
+    out.print(t)
+    out.print("choices: " + ", ".join(f"{k}={v}" for k, v in doc["choices"].items()))
 
 
 def main(argv: list[str] | None = None) -> int:

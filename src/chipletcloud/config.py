@@ -127,12 +127,56 @@ class TechParams(_Strict):
     dicing_gap_mm: float = Field(ge=0)
     test_cost_fraction: float = Field(ge=0)
     server_link_gbyte_per_s: float = Field(gt=0)
-    link_startup_s: float = Field(ge=0)
     fma_energy_pj: float = Field(ge=0)
     sram_weight_read_pj_per_byte: float = Field(ge=0)
     sram_activation_read_pj_per_byte: float = Field(ge=0)
     hbm_read_pj_per_byte: float = Field(ge=0)
     dram_read_pj_per_byte: float = Field(ge=0)
+
+
+class LinkParams(_Strict):
+    """Link latency constants (data/link/*.yaml, docs/interconnect.md). The hop latencies are
+    sums of their parts: :attr:`chip_hop_latency_s` and :attr:`server_hop_latency_s`."""
+
+    lanes_per_link: float = Field(ge=1)
+    gbps_per_lane: float = Field(gt=0)
+    chip_serdes_latency_s: float = Field(ge=0)
+    chip_fec_latency_s: float = Field(ge=0)
+    chip_router_latency_s: float = Field(ge=0)
+    chip_wire_latency_s: float = Field(ge=0)
+    net_nic_latency_s: float = Field(ge=0)
+    net_switch_latency_s: float = Field(ge=0)
+    net_switch_hops: float = Field(ge=0)
+    net_link_latency_s: float = Field(ge=0)
+    collective_sync_s: float = Field(ge=0)
+    min_message_bytes: float = Field(ge=0)
+    net_switch_radix: float = Field(ge=2)
+
+    @property
+    def net_tier_latency_s(self) -> float:
+        """What each further switch tier adds to a server-to-server traversal: a switch and a
+        link (s)."""
+        return self.net_switch_latency_s + self.net_link_latency_s
+
+    @property
+    def chip_hop_latency_s(self) -> float:
+        """One chip-to-chip hop: SerDes + FEC + router + wire (s)."""
+        return (
+            self.chip_serdes_latency_s
+            + self.chip_fec_latency_s
+            + self.chip_router_latency_s
+            + self.chip_wire_latency_s
+        )
+
+    @property
+    def server_hop_latency_s(self) -> float:
+        """One server-to-server traversal: two NICs, the switches and the links between them
+        (s)."""
+        return (
+            2.0 * self.net_nic_latency_s
+            + self.net_switch_hops * self.net_switch_latency_s
+            + (self.net_switch_hops + 1.0) * self.net_link_latency_s
+        )
 
 
 class ServerParams(_Strict):
@@ -190,6 +234,13 @@ class Choices(_Strict):
     include_host_cost: bool = True
     power_source: Literal["tdp", "tdp_utilisation", "energy"] = "energy"
     latency_model: Literal["isca24", "v1"] = "isca24"
+    chip_topology: Literal["ring", "mesh2d", "torus2d", "full", "switch"] = "torus2d"
+    collective_algorithms: list[
+        Literal["ring", "recursive_doubling", "one_shot", "two_shot", "hierarchical"]
+    ] = Field(
+        default=["ring", "recursive_doubling", "one_shot", "two_shot", "hierarchical"],
+        min_length=1,
+    )
 
 
 class WorkloadSpec(_Strict):
@@ -221,13 +272,16 @@ class SearchSpec(_Strict):
     dividing the batch, pipeline degrees dividing the layers, servers from the capacity minimum
     times each multiplier. ``units_per_layer`` > 1 lets stages hold parts of a layer and
     ``uneven_pipeline`` allows stages of unequal size (the slowest sets the pace), as the v1 model
-    did (3 units a layer: attention, MLP in, MLP out)."""
+    did (3 units a layer: attention, MLP in, MLP out). ``whole_heads`` admits only tensor degrees
+    that divide the attention heads (each chip computes whole heads; by default a chip may hold
+    a fraction of a head, as the authors' model allows)."""
 
     batch_sizes: list[int] = Field(
         default=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], min_length=1
     )
     server_multipliers: list[float] = Field(default=[1, 1.25, 1.5, 2, 3, 4, 6, 8], min_length=1)
     max_servers: int = Field(default=100_000, ge=1)
+    whole_heads: bool = False
     units_per_layer: int = Field(default=1, ge=1, le=3)
     uneven_pipeline: bool = False
 
@@ -255,6 +309,7 @@ class Preset(_Strict):
     server: str = "asic_clouds"
     tco: str = "asic_clouds"
     thermal: str = "thermal"
+    link: str = "serdes_7nm"
     choices: Choices = Choices()
     workload: WorkloadSpec = WorkloadSpec()
     search: SearchSpec = SearchSpec()
@@ -270,6 +325,7 @@ class Params:
     server: ServerParams
     tco: TcoParams
     thermal: dict[str, float]
+    link: LinkParams
     choices: Choices
     sources: dict[str, Quantity]
 
@@ -317,7 +373,13 @@ def load_preset(name_or_path: str = "isca24") -> Preset:
         raise validation_to_input_error(exc, "preset") from exc
 
 
-_GROUPS = {"tech": TechParams, "server": ServerParams, "tco": TcoParams, "thermal": None}
+_GROUPS = {
+    "tech": TechParams,
+    "server": ServerParams,
+    "tco": TcoParams,
+    "thermal": None,
+    "link": LinkParams,
+}
 
 
 def resolve(preset: Preset | str = "isca24") -> Params:
@@ -332,7 +394,8 @@ def resolve(preset: Preset | str = "isca24") -> Params:
         group, _, name = key.partition(".")
         if group not in values or name not in values[group]:
             allowed = (
-                "GROUP.NAME with GROUP in tech, server, tco, thermal and NAME a key of that card"
+                "GROUP.NAME with GROUP in tech, server, tco, thermal, link and NAME a key of that"
+                " card"
             )
             raise InputError(f"preset.overrides.{key}", q.value, allowed)
         values[group][name] = q
@@ -348,6 +411,30 @@ def resolve(preset: Preset | str = "isca24") -> Params:
             raise validation_to_input_error(exc, group) from exc
     sources = {f"{g}.{k}": q for g, card in values.items() for k, q in card.items()}
     return Params(preset=preset, choices=preset.choices, sources=sources, **typed)
+
+
+def preset_constants(params: Params) -> dict[str, dict[str, Any]]:
+    """Every resolved constant of ``params`` as dotted name -> ``{value, unit, source}``, plus
+    the derived per-hop latencies ``link.chip.hop_latency_s`` and ``link.server.hop_latency_s``
+    (docs/interconnect.md)."""
+    out = {
+        k: {"value": q.value, "unit": q.unit, "source": q.source}
+        for k, q in sorted(params.sources.items())
+    }
+    lk = params.link
+    out["link.chip.hop_latency_s"] = {
+        "value": lk.chip_hop_latency_s,
+        "unit": "s",
+        "source": "sum of link.chip_serdes_latency_s, link.chip_fec_latency_s, "
+        "link.chip_router_latency_s and link.chip_wire_latency_s",
+    }
+    out["link.server.hop_latency_s"] = {
+        "value": lk.server_hop_latency_s,
+        "unit": "s",
+        "source": "2 x link.net_nic_latency_s + link.net_switch_hops x link.net_switch_latency_s"
+        " + (link.net_switch_hops + 1) x link.net_link_latency_s",
+    }
+    return out
 
 
 @cache

@@ -51,17 +51,92 @@ def _args(name: str, rng: np.random.Generator, n: int) -> tuple:
             u(0.5, 2),
             rng.choice([0.0, 1.0], n),
         ),  # fmt: skip
-        "link_bandwidths": (
-            cps,
+        "allreduce_fabric_s": (
+            u(1e3, 1e9),
+            np.where(flag(), 1.0, ints(2, 300)),
             u(1e9, 1e11),
+            u(0, 5e-6),
+            ints(0, 5),
+            rng.choice([1.0, 2.0, 3.0], n),
+            ints(1, 32),
+            rng.choice([0.0, 64.0, 1e5], n),
+        ),  # fmt: skip
+        "tensor_placement": (cps, tp, pp),
+        "fabric_plan": (
+            np.where(flag(), 1.0, ints(2, 300)),
             u(1e9, 1e11),
+            u(0, 5e-6),
+            ints(0, 5),
+            rng.choice([1.0, 2.0, 3.0], n),
+            ints(1, 32),
+        ),  # fmt: skip
+        "collective_plan": (
             np.where(flag(), 1.0, ints(2, 200)),
             tp,
             pp,
-            flag(),
+            cps,
+            u(1e9, 1e11),
+            u(1e9, 1e11),
+            rng.choice([1.0, 8.0], n),
+            u(0, 5e-6),
+            u(0, 5e-6),
+            u(0, 2e-6),
+            ints(0, 5),
+            rng.choice([1.0, 2.0, 3.0], n),
+            ints(1, 32),
+            rng.choice([4.0, 64.0, np.inf], n),
+            u(0, 1e-6),
         ),  # fmt: skip
-        "allreduce_s": (u(1e3, 1e9), tp, u(1e9, 1e11), u(0, 5e-6), rng.choice([1.0, 2.0, 3.0], n)),
-        "stage_transfer_s": (u(1e3, 1e8), u(1e9, 1e11), u(0, 5e-6), pp),
+        "v1_collectives_s": (u(1e3, 1e9), tp, pp, cps, u(1e9, 1e11), u(1e9, 1e11), u(0, 5e-6)),
+        "grid_dims": (np.where(flag(), 1.0, ints(2, 300)), rng.choice([1.0, 2.0, 3.0], n)),
+        "rd_steps": (np.where(flag(), rng.choice([1.0, 2.0, 64.0], n), ints(2, 300)),),
+        "tensor_degree_valid": (tp, rng.choice([8.0, 12.0, 96.0, 128.0], n), flag()),
+        "reduce_scatter_fabric_s": (
+            u(1e3, 1e9),
+            np.where(flag(), 1.0, ints(2, 300)),
+            u(1e9, 1e11),
+            u(0, 5e-6),
+            ints(0, 5),
+            rng.choice([1.0, 2.0, 3.0], n),
+            ints(1, 32),
+            rng.choice([0.0, 64.0, 1e5], n),
+        ),  # fmt: skip
+        "all_to_all_fabric_s": (
+            u(1e3, 1e9),
+            np.where(flag(), 1.0, ints(2, 300)),
+            u(1e9, 1e11),
+            u(0, 5e-6),
+            ints(0, 5),
+            rng.choice([1.0, 2.0, 3.0], n),
+            rng.choice([0.0, 64.0, 1e5], n),
+        ),  # fmt: skip
+        "has_algorithm": (ints(0, 32), rng.choice([1.0, 2.0, 4.0, 8.0, 16.0], n)),
+        "fabric_hops": (
+            np.where(flag(), 1.0, ints(2, 300)),
+            ints(0, 5),
+            rng.choice([1.0, 2.0, 3.0], n),
+        ),
+        "v1_link_bandwidths": (cps, u(1e9, 1e11), u(1e9, 1e11), tp),
+        "collectives_s": (
+            u(1e3, 1e9),
+            np.where(flag(), 1.0, ints(2, 200)),
+            tp,
+            pp,
+            cps,
+            u(1e9, 1e11),
+            u(1e9, 1e11),
+            rng.choice([1.0, 8.0], n),
+            u(0, 5e-6),
+            u(0, 5e-6),
+            u(0, 2e-6),
+            ints(0, 5),
+            rng.choice([1.0, 2.0, 3.0], n),
+            ints(1, 32),
+            flag(),
+            rng.choice([0.0, 64.0, 4096.0], n),
+            rng.choice([4.0, 64.0, np.inf], n),
+            u(0, 1e-6),
+        ),  # fmt: skip
         "systolic_side": (u(1e12, 1e15), rng.choice([0.5e9, 1e9, 1.4e9], n)),
         "systolic_utilisation": (ints(1, 5000), u(1, 1e5), ints(10, 800)),
         "matmul_s": (u(1e6, 1e14), u(1e3, 1e10), u(1e12, 1e15), u(1e11, 1e14), u(1e-3, 1), flag()),
@@ -95,6 +170,8 @@ def test_every_formula_is_compiled_and_covered():
         and getattr(obj, "__module__", "") == fm.__name__
     }
     public -= {"select", "server_power_w"}  # the branch primitive; a reference-only price column
+    # take a plan tuple: compiled inside (and covered by) allreduce_fabric_s and collectives_s
+    public -= {"fabric_time", "collective_times"}
     assert public == set(fast.COMPILED)
     rng = np.random.default_rng(0)
     for name in COMPILED:
@@ -123,20 +200,26 @@ def test_compiled_formula_equals_numpy(name, seed):
 @pytest.mark.parametrize("v1", [False, True])
 @pytest.mark.parametrize("servers", [1.0, 3.0])
 def test_link_rule_switches(v1, servers):
-    # every branch of the link rule, compiled and not: inside a server, whole servers, straddling
+    # every branch of the placement and collective rules, compiled and not: inside a server,
+    # whole servers, straddling
     cps, chip, server = 16.0, 50e9, 12.5e9
     for tp, pp in ((4.0, 2.0), (16.0, 1.0), (32.0, 1.0), (24.0, 2.0), (12.0, 3.0)):
-        want = fm.link_bandwidths(cps, chip, server, servers, tp, pp, v1)
-        got = fast.link_bandwidths(cps, chip, server, servers, tp, pp, v1)
-        assert got == (float(want[0]), float(want[1]))
+        args = (1e6, servers, tp, pp, cps, chip, server, 1.0, 1e-7, 1e-6, 5e-7, 2.0, 2.0, 31.0, v1)
+        args = (*args, 64.0, 2.0, 5e-7)  # packets, a 2-port switch: tiers from 3 servers
+        want = fm.collectives_s(*args)
+        got = fast.collectives_s(*args)
+        assert got == pytest.approx((float(want[0]), float(want[1])), rel=1e-12)
+        assert fast.tensor_placement(cps, tp, pp) == tuple(
+            float(x) for x in fm.tensor_placement(cps, tp, pp)
+        )
 
 
 def test_collective_on_a_torus_takes_fewer_steps():
-    # 64 chips: a ring pays 2 x 63 = 126 start-ups, a 3-D torus of 4 x 4 x 4 pays 2 x 3 x 3 = 18
-    ring = fm.allreduce_s(0.0, 64.0, 1e9, 1e-6, 1.0)
-    torus = fast.allreduce_s(0.0, 64.0, 1e9, 1e-6, 3.0)
+    # 64 chips: a ring pays 2 x 63 = 126 hops, a 3-D torus of 4 x 4 x 4 pays 2 x 3 x 3 = 18
+    ring = fm.allreduce_fabric_s(0.0, 64.0, 1e9, 1e-6, 0.0, 1.0, 1.0)
+    torus = fast.allreduce_fabric_s(0.0, 64.0, 1e9, 1e-6, 2.0, 3.0, 1.0)
     assert ring == pytest.approx(126e-6) and torus == pytest.approx(18e-6)
-    assert fast.allreduce_s(1e6, 1.0, 1e9, 1e-6, 2.0) == 0.0  # one chip: nothing to reduce
+    assert fast.allreduce_fabric_s(1e6, 1.0, 1e9, 1e-6, 2.0, 2.0, 31.0) == 0.0  # one chip
 
 
 def test_compiled_engine_cache_follows_all_its_sources():
@@ -152,7 +235,7 @@ def test_compiled_engine_cache_follows_all_its_sources():
     for rel in jitcache.ENGINE_FILES:
         h.update(rel.encode() + b"\0" + (jitcache.ROOT / rel).read_bytes() + b"\0")
     assert jitcache.engine_stamp() == h.hexdigest()
-    for dispatcher in (fast.stage_s, fast.allreduce_s, fast.point_cost, kernel._chunk):
+    for dispatcher in (fast.stage_s, fast.collectives_s, fast.point_cost, kernel._chunk):
         locator = dispatcher._cache._impl.locator
         assert isinstance(locator, jitcache.EngineLocator)
         assert locator.get_source_stamp() == ("chipletcloud-engine", h.hexdigest())

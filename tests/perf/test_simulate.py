@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tiny import tiny_shape, tiny_system  # tests/perf/tiny.py
 
-from chipletcloud.perf.analytic import layer_ops, links, memory_per_chip, simulate, stage_ops
+from chipletcloud.perf import formulas as fm
+from chipletcloud.perf.analytic import collectives, layer_ops, memory_per_chip, simulate, stage_ops
 from chipletcloud.perf.workload import Workload
 
 WL = Workload(prompt_tokens=3, output_tokens=2)  # mean decode context 3 + 2/2 = 4
@@ -135,14 +136,22 @@ def test_v1_latency_model_is_compute_only():
     ],
 )
 def test_v1_link_rule(tp, pp, servers, ring, hop):
-    tp_bw, pp_bw = links(tiny_system(), servers, tp, pp, latency_model="v1")
+    s = tiny_system()
+    tp_bw, pp_bw = fm.v1_link_bandwidths(s.chips_per_server, s.chip_link_bw, s.server_link_bw, tp)
     assert (tp_bw.item(), pp_bw.item()) == (ring, hop)
+    # and the v1 collectives use them: a ring of 2 (tp - 1) steps of 1 us, 1 MB
+    ar, tx = collectives(s, 1e6, servers, tp, pp, latency_model="v1")
+    want_ar = 2 * (tp - 1) / tp * 1e6 / ring + 2 * (tp - 1) * 1e-6
+    assert ar.item() == pytest.approx(want_ar)
+    assert tx.item() == pytest.approx(1e6 / hop + 1e-6 if pp > 1 else 0.0)
 
 
 def test_v1_link_rule_is_kinder_than_the_default_to_stage_hops():
-    # 2 servers, 2 stages each: the default charges the critical hop the server link
-    assert links(tiny_system(), 2, 1, 4)[1].item() == 1e9
-    assert links(tiny_system(), 2, 1, 4, latency_model="v1")[1].item() == 1e10
+    # 2 servers, 2 stages each: the default charges the critical hop the server link (1 GB/s)
+    _, tx = collectives(tiny_system(), 1e6, 2, 1, 4)
+    _, tx1 = collectives(tiny_system(), 1e6, 2, 1, 4, latency_model="v1")
+    assert tx.item() == pytest.approx(1e6 / 1e9 + 1e-6)
+    assert tx1.item() == pytest.approx(1e6 / 1e10 + 1e-6)
 
 
 def test_v1_utilisation_counts_only_the_timed_matmul_flops():

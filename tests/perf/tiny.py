@@ -2,7 +2,7 @@
 
 The transformer: d = 4, 2 heads of dim 2, MLP 4 -> 16 -> 4 (plain), no embeddings; attention has
 4 x (4 + 2 x kv_width) + 4 x 4 weights. The chips: 1 TFLOP/s, 100 GB/s of memory, 10 GB/s chip
-links, 1 GB/s server links, 1 us link start-up (each overridable).
+links, 1 GB/s server links, 1 us a chip hop (each overridable).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def tiny_system(
         chip_link_bw=chip_bw,
         server_link_bw=server_bw,
         chips_per_server=chips_per_server,
-        link_startup_s=alpha,
+        hop_latency_s=alpha,
         fma_j=1e-12,
         mem_j_per_byte=1e-12,
         act_j_per_byte=1e-12,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from test_hop_latency_figure import make_study
 from test_report_browser import MODELS, make_run
 
 from chipletcloud.report import plotdata
@@ -15,7 +16,9 @@ from chipletcloud.report.plotly_figures import MAX_FRONT_POINTS, PLOTS
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("plotdata")
-    return make_run(root), root
+    summary = make_run(root)
+    summary["studies"].setdefault("hop_latency", make_study())  # every figure has data
+    return summary, root
 
 
 def test_one_plot_data_function_per_figure():
@@ -71,3 +74,20 @@ def test_nre_marks_and_breakeven(run):
     assert [(m.name, m.slot) for m in d.marks] == [("ChatGPT", 0), ("Bing", 1), ("Google", 2)]
     summary = {"studies": {"nre": {**summary["studies"]["nre"], "breakeven_tokens_per_s": None}}}
     assert math.isnan(plotdata.nre_data(summary, root).breakeven)
+
+
+def test_hop_latency_lines_sorted_variant_apart(run):
+    summary, root = run
+    d = plotdata.hop_latency_data(summary, root)
+    for line in d.lines:
+        assert line.hop_ns == sorted(line.hop_ns)
+        assert len(line.hop_ns) == len(line.ys[0]) == len(line.ys[1]) == len(line.details)
+    assert [(v.model, v.op_latency_ns > 0) for v in d.variants] == [("gpt3", True)]
+    gpt3 = next(line for line in d.lines if line.model == "gpt3")
+    assert d.variants[0].ys[0] not in gpt3.ys[0]
+    # a model keeps its colour across figures
+    batch = {line.model: line.colour for line in plotdata.batch_data(summary, root).lines}
+    assert {line.model: line.colour for line in d.lines} == {
+        m: batch[m] for m in ("gpt3", "llama2-70b")
+    }
+    assert d.missing == ["palm"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from chipletcloud.baselines.asic_measured import asic_measured_cases
+from chipletcloud.baselines.asic_measured import summary as measured_summary
 from chipletcloud.baselines.validation import validate
 from chipletcloud.config import load_space, resolve
 from chipletcloud.explore import software
@@ -52,6 +54,7 @@ def asic_cases(
     quantities: tuple[str, ...] = ("tpot_s", "throughput_tokens_per_s"),
     details: list | None = None,
     fast: bool = True,
+    results: dict | None = None,
 ) -> list[dict]:
     """Validation records of the analytic model against the event-level simulation: for each model
     (default: the eight paper models) the phase-2 search over ``table``, then its TCO-optimal,
@@ -60,14 +63,18 @@ def asic_cases(
     measured - 1). ``details``, when given a list, receives each point's
     :func:`chipletcloud.perf.des.compare_point` dict with ``model``, ``point`` and
     ``server_id``. ``fast=False`` searches with the numpy reference (no numba compilation: for
-    small tables)."""
+    small tables). ``results`` (model name -> ModelResult of the same table and parameters)
+    skips the searches already done."""
     units = {"tpot_s": "s/token", "prefill_s": "s", "throughput_tokens_per_s": "tokens/s"}
     records = []
     system, _ = software.system_from_servers(table, params)
     wl = software.workload(params.preset.workload)
     for name in models or PAPER_MODELS:
         spec = load_model(name)
-        res = software.search(table, spec, params, fast=fast)
+        if results is not None and name in results:
+            res = results[name]
+        else:
+            res = software.search(table, spec, params, fast=fast)
         f = res.front
         for label, i in pick_front_points(f, n_points):
             d = int(f["design"][i])
@@ -103,11 +110,13 @@ def asic_cases(
     return records
 
 
-def asic_validation(table: dict[str, np.ndarray], params, n_points: int = 3) -> dict:
-    """``asic_cases`` (:func:`asic_cases` over the paper models) and ``asic_median_abs_error``
-    (the median of their absolute errors, None without cases): what ``validate`` and
-    ``reproduce`` report."""
-    cases = asic_cases(table, params, n_points=n_points)
+def asic_validation(
+    table: dict[str, np.ndarray], params, n_points: int = 3, results: dict | None = None
+) -> dict:
+    """``asic_cases`` (:func:`asic_cases` over the paper models, reusing ``results`` where
+    given) and ``asic_median_abs_error`` (the median of their absolute errors, None without
+    cases): what ``validate`` and ``reproduce`` report."""
+    cases = asic_cases(table, params, n_points=n_points, results=results)
     errs = [abs(c["error"]) for c in cases]
     return {
         "asic_cases": cases,
@@ -115,15 +124,21 @@ def asic_validation(table: dict[str, np.ndarray], params, n_points: int = 3) -> 
     }
 
 
-def validation_report(table: dict[str, np.ndarray] | None = None, params=None, n_points=3) -> dict:
+def validation_report(
+    table: dict[str, np.ndarray] | None = None, params=None, n_points=3, results=None
+) -> dict:
     """The whole validation: the simulator against measured hardware
-    (:func:`chipletcloud.baselines.validation.validate`) and the analytic ASIC model against the
-    event-level simulation (:func:`asic_validation`) on ``table`` (default: phase 1 on the
-    default space under ``params``, default the ``isca24`` preset). What ``validate`` prints and
-    ``reproduce`` reports."""
+    (:func:`chipletcloud.baselines.validation.validate`), against measured all-SRAM machines
+    (``asic_measured``, :mod:`chipletcloud.baselines.asic_measured`), and the analytic ASIC model
+    against the event-level simulation (:func:`asic_validation`) on ``table`` (default: phase 1
+    on the default space under ``params``, default the ``isca24`` preset). What ``validate``
+    prints and ``reproduce`` reports."""
     params = params or resolve("isca24")
     if table is None:
         table = explore_hardware(load_space(), params).table
     report = validate()
-    report.update(asic_validation(table, params, n_points=n_points))
+    report.update(asic_validation(table, params, n_points=n_points, results=results))
+    rows = asic_measured_cases()
+    report["asic_measured"] = rows
+    report["asic_measured_summary"] = measured_summary(rows)
     return report

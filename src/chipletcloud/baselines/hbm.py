@@ -20,11 +20,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from chipletcloud.baselines.devices import DeviceCard, load_device
+from chipletcloud.baselines.sram import (
+    SramCard,
+    is_sram_card,
+    parse_sram_card,
+    read_card,
+    sram_system,
+)
 from chipletcloud.config import TechParams, card_params
 from chipletcloud.errors import InputError
 from chipletcloud.models.llm import ModelSpec
 from chipletcloud.perf.analytic import memory_per_chip, simulate, stage_ops
-from chipletcloud.perf.codes import OPS
+from chipletcloud.perf.codes import OPS, TOPOLOGIES, algorithm_mask
 from chipletcloud.perf.workload import LayerShape, System, Workload
 
 DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
@@ -52,7 +59,17 @@ def _optional(card: DeviceCard, key: str, default: float) -> float:
     return float(q.value) if q is not None else default
 
 
-TOPOLOGY_DIMS = {"nvswitch": 1.0, "torus3d": 3.0, "torus2d": 2.0, "ring": 1.0}
+#: A device card's scale-up topology as (fabric code of :data:`chipletcloud.perf.codes.TOPOLOGIES`,
+#: dimensions of its bucket all-reduce).
+SCALE_UP_FABRICS = {
+    "nvswitch": (TOPOLOGIES["switch"], 1.0),
+    "torus3d": (TOPOLOGIES["torus2d"], 3.0),
+    "torus2d": (TOPOLOGIES["torus2d"], 2.0),
+    "ring": (TOPOLOGIES["ring"], 1.0),
+}
+#: What NCCL and the TPU runtime choose from (docs/interconnect.md): rings inside the scale-up
+#: domain, and rings or a hierarchical all-reduce across domains.
+DEVICE_ALGORITHMS = algorithm_mask(["ring", "hierarchical"])
 
 
 def device_system(
@@ -65,10 +82,15 @@ def device_system(
 
     Links run at ``link_efficiency`` of their nominal bandwidth (NCCL/ICI protocol overheads);
     all-reduces follow the scale-up topology (a ring on NVSwitch, one ring per dimension on a
-    TPU torus)."""
+    TPU torus), with the card's ``collective_startup_s`` a step inside and across scale-up
+    domains, no fixed cost per collective beyond it, and one NIC a device (``scale_out`` is per
+    device). Messages are at least a packet and large groups climb switch tiers as on the ASIC
+    side (the ``serdes_7nm`` link card)."""
     v = card.value
     t = tech or card_params("tech", "7nm")
     link_eff = _optional(card, "link_efficiency", 1.0)
+    fabric = SCALE_UP_FABRICS.get(card.scale_up_topology, SCALE_UP_FABRICS["ring"])
+    net = card_params("link", "serdes_7nm")  # packets and switch tiers: the same for every machine
     return System.broadcast(
         flops=np.full(n, compute_flops(card, weight_dtype)),
         mem_bytes=v("hbm_bytes"),
@@ -76,7 +98,15 @@ def device_system(
         chip_link_bw=v("scale_up_bytes_per_s") * link_eff,
         server_link_bw=v("scale_out_bytes_per_s") * link_eff,
         chips_per_server=float(card.scale_up_domain),
-        link_startup_s=v("collective_startup_s"),
+        hop_latency_s=v("collective_startup_s"),
+        net_hop_s=v("collective_startup_s"),
+        sync_s=0.0,
+        topology=float(fabric[0]),
+        algorithms=DEVICE_ALGORITHMS,
+        nics_per_server=float(card.scale_up_domain),
+        packet_bytes=net.min_message_bytes,
+        net_radix=net.net_switch_radix,
+        net_tier_s=net.net_tier_latency_s,
         fma_j=t.fma_energy_pj * 1e-12,
         mem_j_per_byte=t.hbm_read_pj_per_byte * 1e-12,
         act_j_per_byte=t.sram_activation_read_pj_per_byte * 1e-12,
@@ -84,7 +114,7 @@ def device_system(
         flops_eff=v("flops_efficiency"),
         mem_eff=v("hbm_efficiency"),
         op_overhead_s=v("kernel_overhead_s"),
-        collective_dims=TOPOLOGY_DIMS.get(card.scale_up_topology, 1.0),
+        collective_dims=fabric[1],
     )
 
 
@@ -136,8 +166,17 @@ class Run:
         }
 
 
+def load_any_device(name_or_path: str) -> DeviceCard | SramCard:
+    """A built-in or file device card: an SRAM card (``kind: sram``, YAML/JSON) or an HBM/GDDR
+    device card."""
+    raw = read_card(name_or_path)
+    if is_sram_card(raw):
+        return parse_sram_card(raw)
+    return load_device(name_or_path)
+
+
 def run(
-    device: str | DeviceCard,
+    device: str | DeviceCard | SramCard,
     devices: int,
     spec: ModelSpec,
     *,
@@ -149,9 +188,13 @@ def run(
     micro_batch: int | None = None,
     weight_dtype: str = "bf16",
     kv_dtype: str = "bf16",
+    op_latency_s: float | None = None,
+    collective_sync_s: float | None = None,
 ) -> Run:
-    """Simulate serving ``spec`` (its real shape, embeddings included) on ``devices`` devices."""
-    card = load_device(device) if isinstance(device, str) else device
+    """Simulate serving ``spec`` (its real shape, embeddings included) on ``devices`` devices of
+    an HBM/GDDR device card or an SRAM card (:mod:`chipletcloud.baselines.sram`;
+    ``op_latency_s`` and ``collective_sync_s`` override its latency set)."""
+    card = load_any_device(device) if isinstance(device, str) else device
     for field, val, lo in (
         ("devices", devices, 1),
         ("tp", tp, 1),
@@ -173,7 +216,12 @@ def run(
     wb, kvb = check_dtype("weight_dtype", weight_dtype), check_dtype("kv_dtype", kv_dtype)
     shape = LayerShape.from_spec(spec, include_embeddings=True)
     wl = Workload(input_tokens, output_tokens, weight_bytes=wb, kv_bytes=kvb, act_bytes=2.0)
-    sys_ = device_system(card, weight_dtype)
+    if isinstance(card, SramCard):
+        sys_ = sram_system(
+            card, weight_dtype, op_latency_s=op_latency_s, collective_sync_s=collective_sync_s
+        )
+    else:
+        sys_ = device_system(card, weight_dtype)
     servers = tp * pp / card.scale_up_domain  # > 1: stages talk over the scale-out network
     sim = simulate(
         sys_, shape, wl, servers=servers, pp=pp, batch=batch, micro_batch=micro_batch, tp=tp
@@ -196,5 +244,5 @@ def run(
         breakdown,
         float(np.ravel(w)[0]),
         float(np.ravel(kv)[0]),
-        float(card.value("hbm_bytes")),
+        float(np.ravel(sys_.mem_bytes)[0]),
     )

@@ -32,7 +32,7 @@ from chipletcloud.baselines.hbm import DTYPE_BYTES, device_system, run
 from chipletcloud.models.catalogue import load_model
 from chipletcloud.models.llm import ModelSpec
 from chipletcloud.perf import formulas as fm
-from chipletcloud.perf.analytic import layer_ops, links
+from chipletcloud.perf.analytic import collectives, layer_ops
 from chipletcloud.perf.codes import OP_GROUPS
 from chipletcloud.perf.workload import LayerShape, Workload
 
@@ -65,10 +65,8 @@ def _layer_seconds(setup: dict, card) -> float:
     tp = float(setup["tp"])
     ops = layer_ops(system, shape, wl, tp=tp, micro_batch=setup["batch"], phase=setup["phase"])
     total = sum(ops[op] for members in OP_GROUPS.values() for op in members)
-    tp_bw, _ = links(system, 1.0, tp)
-    total = total + 2.0 * fm.allreduce_s(
-        ops["allreduce_bytes"], tp, tp_bw, system.link_startup_s, system.collective_dims
-    )
+    allreduce, _ = collectives(system, ops["allreduce_bytes"], 1.0, tp)
+    total = total + 2.0 * allreduce
     return float(np.asarray(total).ravel()[0])
 
 
@@ -96,14 +94,7 @@ def _linear_seconds(setup: dict, card) -> float:
 
 
 def _allreduce_seconds(setup: dict, card) -> float:
-    s = device_system(card)
-    t = fm.allreduce_s(
-        float(setup["bytes"]),
-        float(setup["devices"]),
-        s.chip_link_bw,
-        s.link_startup_s,
-        s.collective_dims,
-    )
+    t, _ = collectives(device_system(card), float(setup["bytes"]), 1.0, float(setup["devices"]))
     return float(t[0])
 
 

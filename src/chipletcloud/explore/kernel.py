@@ -14,7 +14,7 @@ from numba import njit, prange
 
 from chipletcloud.explore.pareto import pareto_mask
 from chipletcloud.perf import fast as pf
-from chipletcloud.perf.codes import STATUS_NAMES, V1
+from chipletcloud.perf.codes import STATUS_NAMES
 
 
 @njit(cache=True, parallel=True, fastmath=pf.FM)
@@ -52,7 +52,6 @@ def _chunk(
     c = prompt + gen / 2.0
     max_ctx = prompt + gen
     layer_p = s[pf.S_ATTN] + s[pf.S_MLPS]
-    v1 = s[pf.S_LAT] == V1
     seq_fl, seq_kv1, seq_act = pf.per_sequence(s)
     w_run = np.empty(nb)  # weight bytes of one micro-batch over the run, by micro-batch size
     for cc in range(nb):
@@ -67,7 +66,22 @@ def _chunk(
         bw = des[i, pf.D_BW] * des[i, pf.D_MEFF]
         side = pf.systolic_side(des[i, pf.D_F], des[i, pf.D_CLOCK])
         cps = des[i, pf.D_CPS]
-        chip = (f, bw, side, des[i, pf.D_ALPHA], des[i, pf.D_DIMS], des[i, pf.D_OVH])
+        chip = (f, bw, side, des[i, pf.D_OVH])
+        net = (
+            cps,
+            des[i, pf.D_CBW],
+            des[i, pf.D_SBW],
+            des[i, pf.D_NICS],
+            des[i, pf.D_ALPHA],
+            des[i, pf.D_NET],
+            des[i, pf.D_SYNC],
+            des[i, pf.D_TOPO],
+            des[i, pf.D_DIMS],
+            des[i, pf.D_ALGS],
+            des[i, pf.D_PACKET],
+            des[i, pf.D_RADIX],
+            des[i, pf.D_TIER],
+        )
         nc = 0
         n_ok = 0
         n_bad = 0
@@ -79,16 +93,13 @@ def _chunk(
                 pp = float(pps[a])
                 tp = pf.tensor_degree(n_srv, cps, pp)
                 base = (kk * npp + a) * npair
-                if n_srv > s[pf.S_MAXS] or tp < 1:
+                if n_srv > s[pf.S_MAXS] or not pf.tensor_degree_valid(tp, heads, s[pf.S_WHOLE]):
                     n_bad += npair
                     continue
                 layers = pf.stage_layers(L, pp, s[pf.S_UNITS])
                 kvh = pf.kv_heads_per_chip(heads, kv_heads, tp)
                 w_chip = pf.weight_bytes_per_chip(
                     layers, layer_p, s[pf.S_HEADP], s[pf.S_HEADMM], pp, tp, s[pf.S_WSTORE]
-                )
-                tp_bw, pp_bw = pf.link_bandwidths(
-                    cps, des[i, pf.D_CBW], des[i, pf.D_SBW], n_srv, tp, pp, v1
                 )
                 # batch sizes whose KV fits (KV grows with the batch: a prefix of ``batches``)
                 nfit = 0
@@ -100,12 +111,15 @@ def _chunk(
                         break
                     nfit += 1
                 # stage times depend on the micro-batch only: once per micro-batch size
-                mp = (layers, tp, kvh, tp_bw, pp_bw, pp)
+                mp = (layers, tp, kvh, float(n_srv), pp)
+                plan = pf.plan_collectives(net, float(n_srv), tp, pp)
                 for cc in range(nfit):
                     m = float(batches[cc])
-                    dec[cc] = pf.stage_s(s, chip, mp, m, m * c, m * c, m)
+                    dec[cc] = pf.stage_s(s, chip, net, plan, mp, m, m * c, m * c, m)
                     rows = m * prompt  # the prompt's causal query-key pairs
-                    pre[cc] = pf.stage_s(s, chip, mp, rows, rows * (prompt + 1.0) / 2.0, rows, m)
+                    pre[cc] = pf.stage_s(
+                        s, chip, net, plan, mp, rows, rows * (prompt + 1.0) / 2.0, rows, m
+                    )
                 chips = pp * tp
                 seq_kv = seq_kv1 * kvh * tp / kv_heads  # replicated KV heads: each copy is read
                 for pi in range(npair):

@@ -34,7 +34,15 @@ from chipletcloud.models import tco
 from chipletcloud.models.llm import ModelSpec
 from chipletcloud.perf import formulas as fm
 from chipletcloud.perf.analytic import Pricing, price, simulate
-from chipletcloud.perf.codes import DOES_NOT_FIT, FEASIBLE, INVALID_MAPPING, STATUS_NAMES
+from chipletcloud.perf.codes import (
+    DOES_NOT_FIT,
+    FEASIBLE,
+    INVALID_MAPPING,
+    STATUS_NAMES,
+    TOPOLOGIES,
+    TOPOLOGY_DIMS,
+    algorithm_mask,
+)
 from chipletcloud.perf.workload import LayerShape, System, Workload
 from chipletcloud.sparsity.capacity import effective_ratio
 
@@ -48,9 +56,10 @@ def model_shape(spec: ModelSpec, wl: WorkloadSpec) -> LayerShape:
     return LayerShape.from_spec(spec, include_embeddings=True)
 
 
-def workload(wl: WorkloadSpec, units_per_layer: int = 1) -> Workload:
+def workload(wl: WorkloadSpec, units_per_layer: int = 1, whole_heads: bool = False) -> Workload:
     """The simulator's workload: request shape, number formats, sparse storage of the weights,
-    and how finely the mapping may cut layers across pipeline stages."""
+    how finely the mapping may cut layers across pipeline stages, and whether a tensor group
+    must give each chip whole attention heads."""
     ratio = effective_ratio(
         wl.sparsity, wl.sparse_format, value_bits=int(wl.weight_bytes * 8), index_bits=wl.index_bits
     )
@@ -64,22 +73,52 @@ def workload(wl: WorkloadSpec, units_per_layer: int = 1) -> Workload:
         wl.count_prefill,
         wl.kv_in_capacity,
         units_per_layer,
+        whole_heads=whole_heads,
     )
 
 
+#: System fields a servers table may set per row, overriding the preset's link card and choices
+#: (a fixed design's own fabric and latency set: :mod:`chipletcloud.baselines.sram`).
+TABLE_SYSTEM_COLUMNS = (
+    "server_link_bw",
+    "hop_latency_s",
+    "net_hop_s",
+    "sync_s",
+    "topology",
+    "collective_dims",
+    "algorithms",
+    "nics_per_server",
+    "op_overhead_s",
+    "packet_bytes",
+    "net_radix",
+    "net_tier_s",
+)
+
+
 def system_from_servers(table: dict[str, np.ndarray], params: Params) -> tuple[System, Pricing]:
-    """Simulator and pricing inputs for every row of a phase-1 servers table."""
+    """Simulator and pricing inputs for every row of a phase-1 servers table (the interconnect
+    from the preset's link card and choices, unless the table has
+    :data:`TABLE_SYSTEM_COLUMNS`)."""
     t = params.tech
     n = len(table["server_id"])
     io_w = t.io_cells_per_chip * t.io_cell_power_w + t.other_power_w
-    system = System.broadcast(
+    kw = dict(
         flops=table["tflops_per_chip"] * 1e12,
         mem_bytes=table["sram_bytes_per_chip"],
         mem_bw=table["sram_bandwidth_gbps_per_chip"] * 1e9,
         chip_link_bw=table["chip_link_bytes_per_s"],
         server_link_bw=np.full(n, t.server_link_gbyte_per_s * 1e9),
         chips_per_server=table["chips_per_server"].astype(float),
-        link_startup_s=t.link_startup_s,
+        hop_latency_s=params.link.chip_hop_latency_s,
+        net_hop_s=params.link.server_hop_latency_s,
+        sync_s=params.link.collective_sync_s,
+        topology=float(TOPOLOGIES[params.choices.chip_topology]),
+        collective_dims=TOPOLOGY_DIMS[params.choices.chip_topology],
+        algorithms=algorithm_mask(params.choices.collective_algorithms),
+        nics_per_server=1.0,
+        packet_bytes=params.link.min_message_bytes,
+        net_radix=params.link.net_switch_radix,
+        net_tier_s=params.link.net_tier_latency_s,
         fma_j=t.fma_energy_pj * 1e-12,
         mem_j_per_byte=t.sram_weight_read_pj_per_byte * 1e-12,
         act_j_per_byte=t.sram_activation_read_pj_per_byte * 1e-12,
@@ -89,6 +128,9 @@ def system_from_servers(table: dict[str, np.ndarray], params: Params) -> tuple[S
         op_overhead_s=0.0,
         clock_hz=t.clock_ghz * 1e9,
     )
+    # a table may carry its own interconnect (a fixed design: chipletcloud.baselines.sram)
+    kw.update({f: np.asarray(table[f], float) for f in TABLE_SYSTEM_COLUMNS if f in table})
+    system = System.broadcast(**kw)
     a, b = tco.tco_coefficients(params.tco)
     life = params.tco.server_life_years
     interest = float(tco.loan_interest_usd(1.0, params.tco.interest_rate_per_year, life))
@@ -194,7 +236,9 @@ def reference_points(
             latency_model=latency_model,
         )
         money = price(pricing.take(design), sim, safe, sys_pts.chips_per_server)
-    valid_map = np.isfinite(servers) & (sim["tp"] >= 1)
+    valid_map = np.isfinite(servers) & fm.tensor_degree_valid(
+        sim["tp"], shape.heads, 1.0 if wl.whole_heads else 0.0
+    )
     status = np.where(
         ~valid_map, INVALID_MAPPING, np.where(sim["fits"], FEASIBLE, DOES_NOT_FIT)
     ).astype(np.int8)
@@ -260,7 +304,7 @@ def search_inputs(table: dict[str, np.ndarray], spec: ModelSpec, params: Params)
     """The :class:`SearchInputs` of ``spec`` over ``table`` under ``params``."""
     wl_spec, srch = params.preset.workload, params.preset.search
     shape = model_shape(spec, wl_spec)
-    wl = workload(wl_spec, srch.units_per_layer)
+    wl = workload(wl_spec, srch.units_per_layer, srch.whole_heads)
     system, pricing = system_from_servers(table, params)
     return SearchInputs(
         system,

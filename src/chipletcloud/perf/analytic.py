@@ -12,9 +12,11 @@ Formulas (docs/inference-model.md; [A], with the defects listed there fixed [D])
   ``max(FLOPs / FLOP/s, KV bytes / bandwidth)``. KV heads are split across the tensor group and
   replicated when there are fewer KV heads than the group needs, so GQA/MQA cut both KV capacity
   and KV read traffic (fixes the authors' capacity-only GQA).
-* Ring all-reduce of n bytes on t chips: ``2 (t - 1) (n / t / BW + alpha)`` on the slowest link of
-  the group (chip link inside a server, server link once the group spans servers). Stage to stage:
-  ``rows x d x bytes / BW + alpha`` on the server link once the system spans servers.
+* Collectives (docs/interconnect.md, :func:`chipletcloud.perf.formulas.collectives_s`): the
+  all-reduce of ``rows x d x bytes`` over the tensor group takes the fastest algorithm the system
+  allows (ring/bucket, recursive doubling, one-shot, two-shot, hierarchical) on its fabric's hop
+  latency and bandwidth, plus a fixed synchronisation cost; stage to stage: bytes / bandwidth + one
+  hop + the fixed cost, on the server network once the system spans servers.
 * Stage time ``T_s`` = layers/pp x layer time (+ LM head on the last stage) + transfer. Decode
   (DeepSpeed-Inference schedule): ``tau = max(pp, n_mb) x T_s`` per generated token for the batch;
   prefill: ``(pp + n_mb - 1) x T_s(prefill)``, attention FLOPs counted over the causal
@@ -37,17 +39,39 @@ from chipletcloud.perf.codes import OP_GROUPS, OPS, POWER_SOURCES
 from chipletcloud.perf.workload import LayerShape, System, Workload
 
 
-def links(system: System, servers, tp, pp=1, latency_model: str = "isca24"):
-    """(tensor-group link bandwidth, stage-transfer link bandwidth) in B/s of ``system``'s rows
-    (:func:`chipletcloud.perf.formulas.link_bandwidths`)."""
-    return fm.link_bandwidths(
-        system.chips_per_server,
-        system.chip_link_bw,
-        system.server_link_bw,
+def collectives(system: System, nbytes, servers, tp, pp=1, latency_model: str = "isca24"):
+    """(seconds of one all-reduce of ``nbytes`` over the tensor group, seconds of one
+    stage-to-stage transfer of ``nbytes``) for ``system``'s rows
+    (:func:`chipletcloud.perf.formulas.collectives_s`, docs/interconnect.md)."""
+    if latency_model == "v1":
+        return fm.v1_collectives_s(
+            np.asarray(nbytes, float),
+            np.asarray(tp, float),
+            np.asarray(pp, float),
+            system.chips_per_server,
+            system.chip_link_bw,
+            system.server_link_bw,
+            system.hop_latency_s,
+        )
+    return fm.collectives_s(
+        np.asarray(nbytes, float),
         np.asarray(servers, float),
         np.asarray(tp, float),
         np.asarray(pp, float),
+        system.chips_per_server,
+        system.chip_link_bw,
+        system.server_link_bw,
+        system.nics_per_server,
+        system.hop_latency_s,
+        system.net_hop_s,
+        system.sync_s,
+        system.topology,
+        system.collective_dims,
+        system.algorithms,
         latency_model == "v1",
+        system.packet_bytes,
+        system.net_radix,
+        system.net_tier_s,
     )
 
 
@@ -175,16 +199,13 @@ def stage_ops(
         system, shape, wl, tp=tp, micro_batch=micro_batch, phase=phase, latency_model=latency_model
     )
     layers = fm.stage_layers(shape.num_layers, pp, wl.units_per_layer)
-    tp_bw, pp_bw = links(system, servers, tp, pp, latency_model)
     rows, _, _ = phase_rows(wl, micro_batch, phase)
+    ar, transfer = collectives(system, lo["allreduce_bytes"], servers, tp, pp, latency_model)
     out: dict[str, np.ndarray] = {}
     for name, members in OP_GROUPS.items():
         out[name] = layers * sum(lo[m] for m in members)
         out[f"{name}_compute"] = layers * sum(lo[f"{m}_compute"] for m in members)
         out[f"{name}_memory"] = layers * sum(lo[f"{m}_memory"] for m in members)
-    ar = fm.allreduce_s(
-        lo["allreduce_bytes"], tp, tp_bw, system.link_startup_s, system.collective_dims
-    )
     out["allreduce"] = layers * 2.0 * ar
     m = np.asarray(micro_batch, float)  # logits for the last position of each sequence only
     head_p = shape.head_matmul_params / tp
@@ -207,9 +228,7 @@ def stage_ops(
     if not v1:
         t_head = t_head + wl.layer_kernels["lm_head"] * system.op_overhead_s
     out["lm_head"] = np.where(shape.head_matmul_params > 0, t_head, 0.0)
-    out["stage_transfer"] = fm.stage_transfer_s(
-        rows * shape.hidden * wl.act_bytes, pp_bw, system.link_startup_s, pp
-    )
+    out["stage_transfer"] = transfer
     out["stage"] = sum(out[op] for op in OPS)
     return out
 

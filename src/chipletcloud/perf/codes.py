@@ -35,3 +35,28 @@ OP_GROUPS = {
     "norms": ("norms",),
     "mlp": ("mlp_in", "activation", "mlp_out"),
 }
+
+#: Chip-to-chip fabrics inside a server (docs/interconnect.md), in code order: a ring, a 2-D mesh
+#: (no wrap-around links), a torus (``collective_dims`` dimensions: 2 for ``torus2d``, 3 for a
+#: TPU pod), every chip linked to every other, and one switch hop between any two chips.
+TOPOLOGIES = {"ring": 0, "mesh2d": 1, "torus2d": 2, "full": 3, "switch": 4}
+RING_TOPOLOGY, MESH2D, TORUS, FULL, SWITCH = (TOPOLOGIES[k] for k in TOPOLOGIES)
+#: Dimensions the bucket (ring) algorithm runs over on each fabric.
+TOPOLOGY_DIMS = {"ring": 1.0, "mesh2d": 2.0, "torus2d": 2.0, "full": 1.0, "switch": 1.0}
+
+#: Collective algorithms a runtime may choose from, as bits of one mask (docs/interconnect.md):
+#: ring/bucket, recursive doubling (tree-like, log steps), one-shot and two-shot (direct,
+#: latency-bound), and hierarchical (inside the server, then between servers).
+ALGORITHMS = {
+    "ring": 1,
+    "recursive_doubling": 2,
+    "one_shot": 4,
+    "two_shot": 8,
+    "hierarchical": 16,
+}
+RING, RECURSIVE_DOUBLING, ONE_SHOT, TWO_SHOT, HIERARCHICAL = (ALGORITHMS[k] for k in ALGORITHMS)
+
+
+def algorithm_mask(names) -> float:
+    """The bit mask of a list of algorithm names (the ring is always allowed)."""
+    return float(RING | sum(ALGORITHMS[n] for n in set(names) - {"ring"}))

@@ -5,9 +5,12 @@ finer one.
 No Chiplet Cloud exists to measure
 (docs/validation.md#the-asic-side-against-an-event-level-simulation), so the analytic
 latency and throughput are compared with this slower, more detailed model of the same mapped
-system, built on ``simpy``. The per-op costs are the analytic ones
-(:func:`~chipletcloud.perf.analytic.layer_ops`); what is added is where the chips sit, which link
-every transfer uses, who shares a link, and the actual timing of the pipeline.
+system, built on ``simpy``. The per-op compute and memory costs are the analytic ones
+(:func:`~chipletcloud.perf.analytic.layer_ops`); the collectives are not: every all-reduce and
+stage transfer is timed by the link-level simulation of :mod:`chipletcloud.perf.linksim` on the
+system's topology (messages over the links of the chips' fabric and the servers' NICs), which
+shares no formula with the analytic model. What is added on top is where the chips sit, who
+shares a server uplink, and the actual timing of the pipeline.
 
 What is modelled
 ----------------
@@ -16,30 +19,38 @@ What is modelled
   in :func:`~chipletcloud.perf.analytic.tensor_degree`; left-over chips idle). A tensor group can
   straddle a server boundary even when ``tp <= chips_per_server``, and a stage boundary may or may
   not be a server boundary: both follow from ``tp`` and ``chips_per_server``.
-* **Links.** Chips of one server talk over dedicated chip-to-chip links (``chip_link_bw``, never
-  shared). Every server has ONE uplink to the server network with an egress and an ingress
-  direction ("ports", ``min(chip_link_bw, server_link_bw)`` each). A ring of ``tp`` chips in chip
-  order crosses servers at every server change along the ring plus the closing hop (last chip back
-  to the first); each crossing uses the source server's egress and the destination's ingress. A
-  stage transfer goes from the last chip of stage ``s`` to the first of stage ``s + 1`` (server
-  link when they sit in different servers, chip link otherwise); after the last stage the next
-  tokens' embeddings (``micro_batch x hidden`` values) go back to stage 0: the analytic model's
-  ``pp``-th transfer.
-* **Contention.** A port used by two flows that can be active at the same time (the rings of two
-  stages whose chips share a server, or a ring and a stage transfer) is shared. ``port_policy``:
-  ``"ordered"`` (default) = one flow at a time per port direction, FIFO (a capacity-1 resource):
-  a flow takes its shared ports one by one in a global order (no deadlock) and holds them for its
-  whole duration; ``"fair"`` = processor sharing: a port's bandwidth is split equally among the
-  flows crossing it, a flow runs at its smallest share, startup latencies are not shared. Ports used
-  by a single flow are never waited for.
+* **Collectives** (:class:`_Links`). The all-reduce of stage ``s`` is
+  :func:`chipletcloud.perf.linksim.allreduce` of the chips ``s tp ..`` at their places in their
+  servers' fabric (``topology``, ``collective_dims``): the best algorithm of the system's mask
+  (``algorithms``), + ``sync_s``. A group that is part of a server runs over the links its chips
+  have in the server's fabric; a group over several servers through the NICs. The transfer from
+  the last chip of stage ``s`` to the first of stage ``s + 1`` (after the last stage: the next
+  tokens' embeddings, ``micro_batch x hidden`` values, back to stage 0, the analytic model's
+  ``pp``-th transfer) is :func:`chipletcloud.perf.linksim.transfer_s`: over the fabric inside a
+  server, through the NICs between servers, + ``sync_s``. Each collective is simulated alone on
+  its links, once per bytes and placement (cached). A group whose fastest schedule may be one
+  too large to simulate (thousands of chips over many servers) takes the analytic formula's
+  all-reduce instead (:class:`_Links`), counted in :attr:`DesResult.collectives_from_formula`.
+* **Contention between groups.** Every server has ONE uplink to the server network with an egress
+  and an ingress direction ("ports"). A ring of ``tp`` chips in chip order crosses servers at
+  every server change along the ring plus the closing hop (last chip back to the first); each
+  crossing uses the source server's egress and the destination's ingress (the ports of every
+  server the group spans: those any of its algorithms uses); a stage transfer that
+  crosses servers uses the source's egress and the destination's ingress. A port used by two
+  flows that can be active at the same time (the all-reduces of two stages whose chips share a
+  server, or an all-reduce and a stage transfer) is shared. ``port_policy``: ``"ordered"``
+  (default) = one flow at a time per port direction, FIFO (a capacity-1 resource): a flow takes
+  its shared ports one by one in a global order (no deadlock) and holds them for its whole
+  duration (its linksim time); ``"fair"`` = processor sharing: a port's bandwidth is split equally
+  among the flows crossing it, a flow runs at its smallest share, the latency part of a flow (its
+  linksim time for 0 bytes) is not shared. Ports used by a single flow are never waited for. This
+  is coarser than linksim (a whole collective is one flow): linksim times each collective on an
+  empty network, the ports add the waits between different groups.
 * **Work.** A stage serves one micro-batch at a time, FIFO. Inside a stage, layer by layer, the ops
   of :func:`~chipletcloud.perf.analytic.layer_ops` in Megatron order: norm, QKV, attention,
   softmax, output projection, all-reduce; norm, MLP in, activation, MLP out, all-reduce. Each op's
   compute and memory phases run on two overlapped engines and the op ends when both are done, i.e.
-  ``max(compute, memory)`` + kernel overhead (no double-buffered tiles). An all-reduce is
-  ``2 (tp - 1)`` ring steps of ``n / tp`` bytes + startup; the hops of a step run in parallel and
-  the step ends with the slowest, so a ring takes ``2 (tp - 1) (n / tp / BW + alpha)`` with BW its
-  slowest hop (server link once it crosses a server, chip link otherwise). The LM head runs on the
+  ``max(compute, memory)`` + kernel overhead (no double-buffered tiles). The LM head runs on the
   last stage only.
 * **Transfers** overlap the stage's next micro-batch (``overlap_transfers=True``, default: the
   link's DMA engine sends while the chips compute) or hold the stage's chips until sent (``False``:
@@ -54,10 +65,11 @@ Measured: ``prefill_s`` (the last micro-batch's first token leaves the last stag
 decode time after that over ``output_tokens - 1``: the mean time per generated token of the batch)
 and ``throughput_tokens_per_s`` = batch x output_tokens / (prefill + decode).
 
-Aggregation and sampling (about 1 s per design point)
-------------------------------------------------------
-* A stage whose ring ports are shared with no other flow can be delayed by nothing but its own
-  FIFO, so its visit is ONE timeout of the exact summed duration (layers/pp x (the two compute
+Aggregation and sampling (about 1 s per design point; up to about 15 s for tensor groups of
+thousands of chips, whose all-reduces linksim takes seconds to simulate)
+-------------------------------------------------------------------------------------------
+* A stage whose all-reduce ports are shared with no other flow can be delayed by nothing but its
+  own FIFO, so its visit is ONE timeout of the exact summed duration (layers/pp x (the two compute
   segments + the two all-reduces) + LM head). Stages with a shared port run layer by layer, each
   all-reduce taking its ports; between two all-reduces the ops are one timeout (nothing inside a
   chip is shared). A ring is one flow for its whole all-reduce, not one per ring step.
@@ -81,7 +93,8 @@ import numpy as np
 import simpy
 
 from chipletcloud.perf import formulas as fm
-from chipletcloud.perf.analytic import layer_ops, simulate, stage_ops
+from chipletcloud.perf import linksim
+from chipletcloud.perf.analytic import collectives, layer_ops, simulate, stage_ops
 from chipletcloud.perf.workload import LayerShape, System, Workload
 
 SOURCE = "event-level simulation (perf/des.py)"
@@ -321,9 +334,61 @@ class _FairNetwork:
         self._rebalance(f.ports)
 
 
+class _Links:
+    """The seconds of one point's collectives, simulated link by link on the system's topology
+    (:mod:`chipletcloud.perf.linksim`, each on an otherwise empty network) and cached per bytes
+    and placement: the all-reduce of the tensor group that starts at chip ``start`` and the
+    transfer between two chips.
+
+    linksim leaves out the schedules that would take more than ``max_events`` link events
+    (groups of thousands of chips over many servers). When one it left out might have been the
+    fastest (its lower bound is below the best simulated, :class:`linksim.Collective`
+    ``skipped`` / ``hierarchical_skipped``), the all-reduce takes the analytic model's time
+    instead (:func:`chipletcloud.perf.analytic.collectives`), counted in ``fallbacks``.
+    ``chosen`` collects the algorithms linksim found fastest for the others."""
+
+    def __init__(self, system, servers, tp, pp, latency_model, max_events):
+        self.system, self.servers, self.tp, self.pp = system, servers, tp, pp
+        self.latency_model, self.max_events = latency_model, max_events
+        self.fabric = linksim.Fabric.from_system(system)
+        self.cps = self.fabric.chips_per_server
+        self.mask = _f(system.algorithms)
+        self.cache: dict = {}
+        self.fallbacks = 0
+        self.chosen: set[str] = set()
+
+    def allreduce(self, nbytes: float, start: int) -> float:
+        key = ("ar", float(nbytes), start % self.cps)
+        if key not in self.cache:
+            group = linksim.stage_group(start % self.cps, self.tp)
+            r = linksim.allreduce(self.fabric, nbytes, group, self.mask, self.max_events)
+            if math.isnan(r.best_s) or r.skipped or r.hierarchical_skipped:
+                self.fallbacks += 1
+                ar, _ = collectives(
+                    self.system, nbytes, self.servers, self.tp, self.pp, self.latency_model
+                )
+                self.cache[key] = _f(ar)
+            else:
+                if r.best is not None:  # None: one chip, nothing to reduce
+                    self.chosen.add(r.best)
+                self.cache[key] = r.best_s
+        return self.cache[key]
+
+    def transfer(self, nbytes: float, src: int, dst: int) -> float:
+        cps = self.cps
+        a, b = src % cps, dst % cps + (cps if src // cps != dst // cps else 0)
+        key = ("tx", float(nbytes), a, b)
+        if key not in self.cache:
+            self.cache[key] = linksim.transfer_s(self.fabric, nbytes, a, b)
+        return self.cache[key]
+
+
 @dataclass
 class DesResult:
-    """What one event-level run measured."""
+    """What one event-level run measured. ``collectives_from_formula``: the (bytes, placement)
+    all-reduces that took the analytic formula's time (see :class:`_Links`; 0 when every
+    collective was simulated link by link); ``allreduce_algorithms``: the algorithms linksim found
+    fastest for the others."""
 
     prefill_s: float
     tpot_s: float
@@ -337,6 +402,8 @@ class DesResult:
     contended_stages: int
     step_times_s: np.ndarray
     step_index: np.ndarray
+    collectives_from_formula: int = 0
+    allreduce_algorithms: tuple = ()
 
     @property
     def exact(self) -> bool:
@@ -392,14 +459,17 @@ class DesOptions:
     """How the event-level simulation runs a point: ``overlap_transfers`` (a stage transfer
     overlaps the stage's next micro-batch), ``contention`` (False: every flow uses its links as
     if alone, to isolate the effect of shared server ports), ``port_policy`` (``ordered`` or
-    ``fair``), ``event_budget`` (events before decode steps are sampled in windows) and the
-    ``latency_model`` of the per-op costs."""
+    ``fair``), ``event_budget`` (events before decode steps are sampled in windows), the
+    ``latency_model`` of the per-op costs and ``link_events``, the most link events one
+    collective's schedule may take in :func:`chipletcloud.perf.linksim.allreduce` (larger groups
+    fall back to the analytic formula, counted in :attr:`DesResult.collectives_from_formula`)."""
 
     overlap_transfers: bool = True
     contention: bool = True
     port_policy: str = "ordered"
     event_budget: float = EVENT_BUDGET
     latency_model: str = "isca24"
+    link_events: float = linksim.MAX_EVENTS
 
     def __post_init__(self) -> None:
         if self.port_policy not in ("ordered", "fair"):
@@ -432,9 +502,6 @@ def simulate_des(system: System, shape: LayerShape, wl: Workload, **kw) -> DesRe
     g = int(wl.output_tokens)
     lay = layout(pp, tp, cps, overlap_transfers, contention)
     layers = shape.num_layers // pp
-    chip_bw = _f(system.chip_link_bw)
-    srv_bw = min(chip_bw, _f(system.server_link_bw))
-    alpha = _f(system.link_startup_s)
     act = wl.act_bytes * shape.hidden
 
     # events per step, to pick the decode steps to simulate
@@ -470,21 +537,24 @@ def simulate_des(system: System, shape: LayerShape, wl: Workload, **kw) -> DesRe
         )["lm_head"]
     )
     nj = len(seg)
-    ar_bw = [srv_bw if lay.ring_crossings[s] else chip_bw for s in range(pp)]
-    ar_lat = 2.0 * (tp - 1) * alpha
-    ar_t = [
-        [_f(fm.allreduce_s(seg[j][2], tp, ar_bw[s], alpha, 1.0)) for j in range(nj)]  # rings
-        for s in range(pp)
-    ]
-    tx_bw = [srv_bw if lay.tx_crossing[s] else chip_bw for s in range(pp)]
-    tx_t = []
+    links = _Links(system, servers, tp, pp, latency_model, opt.link_events)
+    # all-reduce of each stage's group and transfer to the next stage, per phase; their latency
+    # parts (the time of 0 bytes), which the fair port policy does not share, only when it needs
+    fair = port_policy == "fair"
+    ar_t, ar_lat = [], []
     for s in range(pp):
+        ar_t.append([links.allreduce(seg[j][2], s * tp) for j in range(nj)])
+        ar_lat.append(links.allreduce(0.0, s * tp) if fair and lay.ring_shared[s] else 0.0)
+    tx_t, tx_lat = [], []
+    for s in range(pp):
+        src, dst = s * tp + tp - 1, (0 if s == pp - 1 else (s + 1) * tp)
         if pp == 1:
             tx_t.append([0.0] * nj)
         elif s == pp - 1:  # the next tokens back to stage 0: micro_batch rows in every phase
-            tx_t.append([m * act / tx_bw[s] + alpha] * nj)
+            tx_t.append([links.transfer(m * act, src, dst)] * nj)
         else:
-            tx_t.append([seg[j][3] * act / tx_bw[s] + alpha for j in range(nj)])
+            tx_t.append([links.transfer(seg[j][3] * act, src, dst) for j in range(nj)])
+        tx_lat.append(links.transfer(0.0, src, dst) if fair and lay.tx_shared[s] else 0.0)
     visit_t = [
         [
             layers * (seg[j][0] + seg[j][1] + 2 * ar_t[s][j]) + (head if s == pp - 1 else 0.0)
@@ -539,7 +609,7 @@ def simulate_des(system: System, shape: LayerShape, wl: Workload, **kw) -> DesRe
 
     def transfer(s, mb, j):
         if tx_ports[s]:
-            yield from hold(tx_ports[s], tx_t[s][j], alpha)
+            yield from hold(tx_ports[s], tx_t[s][j], tx_lat[s])
         else:
             yield env.timeout(tx_t[s][j])
         deliver(s, mb, j)
@@ -557,9 +627,9 @@ def simulate_des(system: System, shape: LayerShape, wl: Workload, **kw) -> DesRe
                 a, s1, s2 = ar_t[s][j], seg[j][0], seg[j][1]
                 for _ in range(layers):
                     yield env.timeout(s1)
-                    yield from hold(rp, a, ar_lat)
+                    yield from hold(rp, a, ar_lat[s])
                     yield env.timeout(s2)
-                    yield from hold(rp, a, ar_lat)
+                    yield from hold(rp, a, ar_lat[s])
                 if last and head:
                     yield env.timeout(head)
             else:
@@ -617,6 +687,8 @@ def simulate_des(system: System, shape: LayerShape, wl: Workload, **kw) -> DesRe
         contended_stages=lay.contended_stages,
         step_times_s=dt,
         step_index=steps,
+        collectives_from_formula=links.fallbacks,
+        allreduce_algorithms=tuple(sorted(links.chosen)),
     )
 
 
@@ -661,5 +733,7 @@ def compare_point(system: System, shape: LayerShape, wl: Workload, **kw) -> dict
         des_wall_s=des.wall_s,
         des_port_wait_s=des.port_wait_s,
         contended_stages=des.contended_stages,
+        des_collectives_from_formula=des.collectives_from_formula,
+        des_allreduce_algorithms=",".join(des.allreduce_algorithms),
     )
     return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from numba.extending import overload
+from numba.extending import overload, register_jitable
 
 from chipletcloud.perf import formulas as fm
 from chipletcloud.perf import jitcache
@@ -41,17 +41,46 @@ def _select_scalar(cond, a, b):
     return impl
 
 
+# formulas other formulas call: compiled where they are called from compiled code
+for _helper in (
+    fm.fabric_plan,
+    fm.fabric_time,
+    fm.collective_plan,
+    fm.collective_times,
+    fm.v1_collectives_s,
+    fm.grid_dims,
+    fm.rd_steps,
+    fm.has_algorithm,
+    fm.fabric_hops,
+    fm.allreduce_fabric_s,
+    fm.tensor_placement,
+    fm.v1_link_bandwidths,
+):
+    register_jitable(fastmath=FM, error_model="numpy")(_helper)
+
 # the shared formulas, compiled
 stage_layers = njit(**JIT)(fm.stage_layers)
 tensor_degree = njit(**JIT)(fm.tensor_degree)
 servers_for = njit(**JIT)(fm.servers_for)
+tensor_degree_valid = njit(**JIT)(fm.tensor_degree_valid)
 kv_heads_per_chip = njit(**JIT)(fm.kv_heads_per_chip)
 mlp_params_read = njit(**JIT)(fm.mlp_params_read)
 weight_bytes_per_chip = njit(**JIT)(fm.weight_bytes_per_chip)
 kv_bytes_per_chip = njit(**JIT)(fm.kv_bytes_per_chip)
-link_bandwidths = njit(**JIT)(fm.link_bandwidths)
-allreduce_s = njit(**JIT)(fm.allreduce_s)
-stage_transfer_s = njit(**JIT)(fm.stage_transfer_s)
+grid_dims = njit(**JIT)(fm.grid_dims)
+rd_steps = njit(**JIT)(fm.rd_steps)
+has_algorithm = njit(**JIT)(fm.has_algorithm)
+fabric_hops = njit(**JIT)(fm.fabric_hops)
+fabric_plan = njit(**JIT)(fm.fabric_plan)
+allreduce_fabric_s = njit(**JIT)(fm.allreduce_fabric_s)
+collective_plan = njit(**JIT)(fm.collective_plan)
+collective_times = njit(**JIT)(fm.collective_times)
+v1_collectives_s = njit(**JIT)(fm.v1_collectives_s)
+v1_link_bandwidths = njit(**JIT)(fm.v1_link_bandwidths)
+reduce_scatter_fabric_s = njit(**JIT)(fm.reduce_scatter_fabric_s)
+all_to_all_fabric_s = njit(**JIT)(fm.all_to_all_fabric_s)
+tensor_placement = njit(**JIT)(fm.tensor_placement)
+collectives_s = njit(**JIT)(fm.collectives_s)
 systolic_side = njit(**JIT)(fm.systolic_side)
 systolic_utilisation = njit(**JIT)(fm.systolic_utilisation)
 matmul_s = njit(**JIT)(fm.matmul_s)
@@ -66,13 +95,24 @@ COMPILED = {
         "stage_layers",
         "tensor_degree",
         "servers_for",
+        "tensor_degree_valid",
         "kv_heads_per_chip",
         "mlp_params_read",
         "weight_bytes_per_chip",
         "kv_bytes_per_chip",
-        "link_bandwidths",
-        "allreduce_s",
-        "stage_transfer_s",
+        "grid_dims",
+        "rd_steps",
+        "has_algorithm",
+        "fabric_hops",
+        "fabric_plan",
+        "allreduce_fabric_s",
+        "collective_plan",
+        "v1_collectives_s",
+        "v1_link_bandwidths",
+        "reduce_scatter_fabric_s",
+        "all_to_all_fabric_s",
+        "tensor_placement",
+        "collectives_s",
         "systolic_side",
         "systolic_utilisation",
         "matmul_s",
@@ -90,7 +130,7 @@ SYSTEM_COLUMNS = (
     "chip_link_bw",
     "server_link_bw",
     "chips_per_server",
-    "link_startup_s",
+    "hop_latency_s",
     "fma_j",
     "mem_j_per_byte",
     "act_j_per_byte",
@@ -100,6 +140,14 @@ SYSTEM_COLUMNS = (
     "op_overhead_s",
     "collective_dims",
     "clock_hz",
+    "net_hop_s",
+    "sync_s",
+    "topology",
+    "algorithms",
+    "nics_per_server",
+    "packet_bytes",
+    "net_radix",
+    "net_tier_s",
 )
 PRICING_COLUMNS = ("server_cost_usd", "server_tdp_w", "overhead_w")
 DESIGN_COLUMNS = SYSTEM_COLUMNS + PRICING_COLUMNS + ("nmin",)
@@ -120,6 +168,14 @@ DESIGN_COLUMNS = SYSTEM_COLUMNS + PRICING_COLUMNS + ("nmin",)
     D_OVH,
     D_DIMS,
     D_CLOCK,
+    D_NET,
+    D_SYNC,
+    D_TOPO,
+    D_ALGS,
+    D_NICS,
+    D_PACKET,
+    D_RADIX,
+    D_TIER,
     D_COST,
     D_TDP,
     D_OVER,
@@ -162,6 +218,7 @@ SCALARS = (
     "units_per_layer",
     "layer_kernels",
     "head_kernels",
+    "whole_heads",
 )
 (
     S_L,
@@ -198,6 +255,7 @@ SCALARS = (
     S_UNITS,
     S_KERNELS,
     S_HEADK,
+    S_WHOLE,
 ) = range(len(SCALARS))
 
 
@@ -245,6 +303,7 @@ def pack(system, pricing, shape, wl, nmin, max_servers, latency_model="isca24"):
             wl.units_per_layer,
             wl.kernels_per_layer,
             wl.layer_kernels["lm_head"],
+            1.0 if wl.whole_heads else 0.0,
         ],
         dtype=float,
     )
@@ -252,15 +311,29 @@ def pack(system, pricing, shape, wl, nmin, max_servers, latency_model="isca24"):
 
 
 @njit(**JIT)
-def stage_s(s, chip, mp, rows, pairs, kv_tokens, m):
+def plan_collectives(net, n_srv, tp, pp):
+    """The :func:`chipletcloud.perf.formulas.collective_plan` of one mapping (``net`` as in
+    :func:`stage_s`): computed once a mapping, evaluated for each micro-batch."""
+    cps, cbw, sbw, nics, hop, net_hop, sync, topo, dims, algs, pkt, radix, tier = net
+    return collective_plan(
+        n_srv, tp, pp, cps, cbw, sbw, nics, hop, net_hop, sync, topo, dims, algs, radix, tier
+    )
+
+
+@njit(**JIT)
+def stage_s(s, chip, net, plan, mp, rows, pairs, kv_tokens, m):
     """Seconds of one micro-batch of ``m`` sequences (``rows`` matmul rows, ``pairs`` query-key
     pairs, ``kv_tokens`` KV tokens read) through the slowest stage
     (:func:`chipletcloud.perf.analytic.stage_ops`). ``chip`` = (achievable FLOP/s, achievable
-    memory bandwidth, systolic side, link start-up s, collective dimensions, fixed time per
-    kernel); ``mp`` = the mapping's (layers of the slowest stage, tensor degree, KV heads a chip
-    reads, tensor-group and stage-transfer link bandwidths, pipeline degree)."""
-    f, bw, side, alpha, dims, ovh = chip
-    layers, tp, kvh, tp_bw, pp_bw, pp = mp
+    memory bandwidth, systolic side, fixed time per kernel); ``net`` = the interconnect columns
+    of :func:`chipletcloud.perf.formulas.collectives_s` (chips a server, chip-link, server-link
+    bandwidth, NICs a server, chip hop, server hop, fixed cost a collective, topology,
+    dimensions, algorithms, smallest message, switch ports, latency of a further switch tier);
+    ``plan`` = the mapping's :func:`plan_collectives`; ``mp`` = the mapping's (layers of the
+    slowest stage, tensor degree, KV heads a chip reads, servers, pipeline degree)."""
+    f, bw, side, ovh = chip
+    cps, cbw, sbw, nics, hop, net_hop, sync, topo, dims, algs, pkt, radix, tier = net
+    layers, tp, kvh, n_srv, pp = mp
     v1 = s[S_LAT] == V1
     d, hd, heads, ab, wb = s[S_D], s[S_HD], s[S_H], s[S_AB], s[S_WB]
     q = heads * hd
@@ -283,7 +356,10 @@ def stage_s(s, chip, mp, rows, pairs, kv_tokens, m):
         t += 2.0 * 2.0 * rows * d * ab / bw  # two norms
         t += rows * s[S_MLPT] / d / tp * ab / bw  # activation
         t += s[S_KERNELS] * ovh  # fixed time of the layer's kernels
-    ar = allreduce_s(rows * d * ab, tp, tp_bw, alpha, dims)
+    if v1:
+        ar, t_x = v1_collectives_s(rows * d * ab, tp, pp, cps, cbw, sbw, hop)
+    else:
+        ar, t_x = collective_times(plan, rows * d * ab, pkt)
     t_head = 0.0
     if s[S_HEADMM] > 0:
         hp = s[S_HEADMM] / tp
@@ -291,7 +367,6 @@ def stage_s(s, chip, mp, rows, pairs, kv_tokens, m):
         t_head = matmul_s(2 * m * hp, hp * wb, f, bw, util, v1)
         if not v1:
             t_head += s[S_HEADK] * ovh
-    t_x = stage_transfer_s(rows * d * ab, pp_bw, alpha, pp)
     return layers * t + layers * 2.0 * ar + t_head + t_x
 
 

@@ -15,6 +15,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from chipletcloud.perf.codes import (
+    FULL,
+    HIERARCHICAL,
+    MESH2D,
+    ONE_SHOT,
+    RECURSIVE_DOUBLING,
+    RING,
+    SWITCH,
+    TORUS,
+    TWO_SHOT,
+)
+
 
 def select(cond, a, b):
     """``a`` where ``cond`` holds, else ``b`` (``numpy.where``; a scalar ``a if cond else b`` in
@@ -38,6 +50,12 @@ def tensor_degree(servers, chips_per_server, pp):
     floor(servers x chips per server / pp) (Megatron: every chip of a stage in its tensor
     group)."""
     return np.floor(servers * chips_per_server / pp)
+
+
+def tensor_degree_valid(tp, heads, whole_heads):
+    """Whether a tensor degree is admissible: at least one chip, and with ``whole_heads`` (1 or
+    0) a divisor of the attention heads, so that each chip computes whole heads."""
+    return (tp >= 1.0) & ((whole_heads == 0.0) | (np.mod(heads, np.maximum(tp, 1.0)) == 0.0))
 
 
 def servers_for(nmin, multiplier):
@@ -86,44 +104,296 @@ def kv_bytes_per_chip(layers, batch, context, head_dim, kv_heads_chip, kv_bytes,
 # --------------------------------------------------------------------------------- links
 
 
-def link_bandwidths(chips_per_server, chip_link_bw, server_link_bw, servers, tp, pp, v1):
-    """(tensor-group link bandwidth, stage-transfer link bandwidth) in B/s.
+def has_algorithm(algorithms, bit):
+    """Whether the bit mask ``algorithms`` (:data:`chipletcloud.perf.codes.ALGORITHMS`) allows the
+    collective algorithm ``bit``."""
+    return np.mod(np.floor(algorithms / bit), 2.0) == 1.0
 
-    Chips are numbered server by server and stage s holds chips s tp .. s tp + tp - 1. A group
-    that fits whole in a server (tp divides the chips of a server, or all stages fit one server)
-    rings over chip links; a group of whole servers rings over the server link; a group that
-    straddles a server boundary rings over a server uplink it shares with the neighbouring
-    group's ring, so at half the server link (found by the event-level simulation). A stage
-    transfer takes the server link once the system has more than one server.
 
-    ``v1`` (true for the v1 latency model) keeps the v1 model's coarser rule: a group larger
-    than a server rings over the server link, any other over chip links; stage transfers take
-    the server link when a stage fills one server or more, else chip links.
+def grid_dims(n, dims):
+    """Dimensions ``n`` chips can fill on a ``dims``-dimensional mesh or torus: at most
+    floor(log2 n), so that every dimension has at least 2 chips (2 or 3 chips form a ring)."""
+    return np.minimum(dims, np.maximum(np.floor(np.log2(np.maximum(n, 1.0))), 1.0))
+
+
+def rd_steps(n):
+    """Exchanges of a recursive-doubling all-reduce of ``n`` chips: log2 n for a power of two;
+    otherwise the ranks beyond the largest power of two fold in and out, floor(log2 n) + 2."""
+    lg = np.floor(np.log2(np.maximum(n, 1.0)))
+    return select(2.0**lg == n, lg, lg + 2.0)
+
+
+def fabric_hops(n, topology, dims):
+    """(diameter, hops a recursive-doubling exchange walks in all) of ``n`` chips on one fabric
+    (:data:`chipletcloud.perf.codes.TOPOLOGIES`). A ring or torus of ``dims`` dimensions of side
+    k = n^(1/dims) has diameter dims floor(k / 2) and a 2-D mesh dims (k - 1), at least one hop;
+    partners 1, 2, 4 .. hops apart along each dimension sum to dims (k - 1) hops. On a fully
+    connected fabric or a switch every exchange is one hop: diameter 1, :func:`rd_steps` hops."""
+    k = n ** (1.0 / dims)
+    direct = topology >= FULL
+    grid = select(topology == MESH2D, dims * (k - 1.0), dims * np.floor(k / 2.0))
+    diameter = select(direct, 1.0, np.maximum(grid, 1.0))
+    rd_hops = select(direct, rd_steps(n), np.maximum(dims * (k - 1.0), 1.0))
+    return diameter, rd_hops
+
+
+def fabric_plan(n, bw, hop_s, topology, dims, algorithms):
+    """The all-reduce algorithms of ``n`` chips on one fabric as (latency, seconds a byte) pairs,
+    (ring, recursive doubling, one-shot, two-shot): an algorithm takes latency + slope x bytes,
+    the ring and two-shot counting pieces of nbytes / n, the others whole messages
+    (:func:`allreduce_fabric_s` gives the algorithms; :func:`fabric_time` evaluates them). An
+    algorithm ``algorithms`` does not allow has infinite latency. Everything here is independent
+    of the message, so the search computes it once a mapping."""
+    direct = topology >= FULL
+    dims = grid_dims(n, dims)
+    ring_bw = select(topology == MESH2D, bw / 2.0, bw)
+    steps = 2.0 * dims * (n ** (1.0 / dims) - 1.0)
+    diameter, rd_hops = fabric_hops(n, topology, dims)
+    spread = select(direct, 1.0, np.maximum(diameter / 2.0, 1.0))
+    link_bw = select(topology == FULL, bw / np.maximum(n - 1.0, 1.0), bw / (2.0 * dims))
+    rd_bw = select(topology == SWITCH, bw, link_bw)
+    inf = np.inf
+    return (
+        select(has_algorithm(algorithms, RING), steps * hop_s, inf),
+        2.0 * (n - 1.0) / ring_bw,
+        select(has_algorithm(algorithms, RECURSIVE_DOUBLING), rd_hops * hop_s, inf),
+        rd_steps(n) / rd_bw,
+        select(has_algorithm(algorithms, ONE_SHOT), diameter * hop_s, inf),
+        (n - 1.0) / bw * spread,
+        select(has_algorithm(algorithms, TWO_SHOT), 2.0 * diameter * hop_s, inf),
+        2.0 * (n - 1.0) / bw * spread,
+    )
+
+
+def fabric_time(plan, nbytes, n, packet_bytes):
+    """The fastest algorithm of a :func:`fabric_plan` for ``nbytes`` (s): pieces of nbytes / n
+    (ring, two-shot) or whole messages (recursive doubling, one-shot), none smaller than
+    ``packet_bytes``. Zero for one chip."""
+    l_ring, c_ring, l_rd, c_rd, l_one, c_one, l_two, c_two = plan
+    piece = np.maximum(nbytes / n, packet_bytes)
+    whole = np.maximum(nbytes, packet_bytes)
+    best = np.minimum(l_ring + c_ring * piece, l_rd + c_rd * whole)
+    best = np.minimum(best, np.minimum(l_one + c_one * whole, l_two + c_two * piece))
+    return select(n > 1.0, best, 0.0)
+
+
+def allreduce_fabric_s(nbytes, n, bw, hop_s, topology, dims, algorithms, packet_bytes=0.0):
+    """The fastest allowed all-reduce of ``nbytes`` over ``n`` chips on one fabric, chips injecting
+    ``bw`` B/s each (all their links together) and every hop costing ``hop_s`` (SerDes, FEC,
+    router). Zero for one chip. The candidates (Thakur, Rabenseifner and Gropp, IJHPCA 2005;
+    Patarasuk and Yuan, JPDC 2009):
+
+    * ring / bucket (``RING``): reduce-scatter then all-gather along each of ``dims`` dimensions,
+      2 (n - 1) / n x nbytes / bw + 2 dims (n^(1/dims) - 1) hops (one hop a step); a 2-D mesh
+      has no wrap-around links, so its rings run both ways over each link: half the bandwidth;
+    * recursive doubling (``RECURSIVE_DOUBLING``): :func:`rd_steps` exchanges of the whole
+      message over one link (bw / 2 dims on a ring or torus, bw / (n - 1) on a fully connected
+      fabric, bw through a switch), partners up to the diameter apart;
+    * one-shot (``ONE_SHOT``): every chip sends its message to all others at once and reduces
+      locally: one diameter of hops, (n - 1) x nbytes injected; on a multi-hop fabric every byte
+      crosses the mean distance, half the diameter, in links (``spread``: the load on each of a
+      chip's links is spread x its share of the injection);
+    * two-shot (``TWO_SHOT``): direct reduce-scatter then all-gather, two diameters of hops and
+      2 (n - 1) / n x nbytes x spread.
+
+    No message is smaller than ``packet_bytes`` (a link-layer packet or minimum frame): a piece of
+    nbytes / n costs max(nbytes / n, packet_bytes) on the wire, so thousands of tiny pieces are
+    not free.
     """
+    return fabric_time(
+        fabric_plan(n, bw, hop_s, topology, dims, algorithms), nbytes, n, packet_bytes
+    )
+
+
+def reduce_scatter_fabric_s(nbytes, n, bw, hop_s, topology, dims, algorithms, packet_bytes=0.0):
+    """Reduce-scatter of an ``nbytes`` buffer over ``n`` chips on one fabric (all-gather, its
+    mirror image, costs the same): half of the bucket all-reduce, (n - 1) / n x nbytes / bw +
+    dims (n^(1/dims) - 1) hops, or, with ``TWO_SHOT`` allowed, one direct round (one diameter of
+    hops, (n - 1) / n x nbytes x spread, as in :func:`allreduce_fabric_s`; pieces of at least
+    ``packet_bytes``). Zero for one chip."""
+    direct = topology >= FULL
+    dims = grid_dims(n, dims)
+    piece = np.maximum(nbytes / n, packet_bytes)
+    ring_bw = select(topology == MESH2D, bw / 2.0, bw)
+    ring = (n - 1.0) * piece / ring_bw + dims * (n ** (1.0 / dims) - 1.0) * hop_s
+    diameter, _ = fabric_hops(n, topology, dims)
+    spread = select(direct, 1.0, np.maximum(diameter / 2.0, 1.0))
+    one_round = (n - 1.0) * piece / bw * spread + diameter * hop_s
+    best = np.minimum(ring, select(has_algorithm(algorithms, TWO_SHOT), one_round, np.inf))
+    return select(n > 1.0, best, 0.0)
+
+
+def all_to_all_fabric_s(nbytes, n, bw, hop_s, topology, dims, packet_bytes=0.0):
+    """All-to-all of an ``nbytes`` buffer a chip over ``n`` chips on one fabric (MoE dispatch
+    and combine): each chip sends nbytes / n to every other at once, (n - 1) / n x nbytes / bw
+    injected, every byte crossing the mean distance (half the diameter) in links on a multi-hop
+    fabric, one diameter of hops; pieces of at least ``packet_bytes``. Zero for one chip."""
+    direct = topology >= FULL
+    dims = grid_dims(n, dims)
+    piece = np.maximum(nbytes / n, packet_bytes)
+    diameter, _ = fabric_hops(n, topology, dims)
+    spread = select(direct, 1.0, np.maximum(diameter / 2.0, 1.0))
+    return select(n > 1.0, (n - 1.0) * piece / bw * spread + diameter * hop_s, 0.0)
+
+
+def tensor_placement(chips_per_server, tp, pp):
+    """(chips a server ``g``, servers ``s``, uplink ``share``) of the worst-placed tensor group.
+
+    Chips are numbered server by server and stage i holds chips i tp .. i tp + tp - 1. A group
+    inside one server (tp divides the chips of a server, or all stages fit one server) has
+    g = tp, s = 1; a group of whole servers g = chips a server, s = tp / that; any other group
+    straddles a server boundary: it spans ceil(tp / chips a server) + 1 servers at tp / s chips
+    each and shares each boundary server's uplink with the neighbouring group (share 2)."""
     cps = chips_per_server
-    server = np.minimum(chip_link_bw, server_link_bw)
     inside = (tp <= cps) & ((np.mod(cps, tp) == 0) | (tp * pp <= cps))
     whole = (tp > cps) & (np.mod(tp, cps) == 0)
-    tp_bw = select(inside, chip_link_bw, select(whole, server, server / 2.0))
-    pp_bw = select(servers > 1, server, chip_link_bw)
-    tp_bw_v1 = select(tp > cps, server, chip_link_bw)
-    pp_bw_v1 = select(tp >= cps, server, chip_link_bw)
-    return select(v1, tp_bw_v1, tp_bw), select(v1, pp_bw_v1, pp_bw)
+    s = select(inside, 1.0, select(whole, tp / cps, np.ceil(tp / cps) + 1.0))
+    share = select(inside | whole, 1.0, 2.0)
+    return tp / s, s, share
 
 
-def allreduce_s(nbytes, n, bw, startup_s, dims):
-    """All-reduce of ``nbytes`` over ``n`` chips on links of ``bw`` B/s with ``startup_s`` per
-    step. As a ring (``dims`` = 1): 2 (n - 1) steps of n-th chunks, 2 (n - 1) / n x nbytes / bw +
-    2 (n - 1) startup. On a ``dims``-dimensional torus (reduce-scatter then all-gather along each
-    dimension in turn) the bytes moved are the same and the steps fall to 2 dims (n^(1/dims) - 1).
-    Zero for one chip."""
-    steps = 2.0 * dims * (n ** (1.0 / dims) - 1.0)
-    return 2.0 * (n - 1.0) / n * nbytes / bw + steps * startup_s
+def v1_link_bandwidths(chips_per_server, chip_link_bw, server_link_bw, tp):
+    """The v1 model's link rule [A1]: (tensor-group, stage-transfer) bandwidth in B/s. A group
+    larger than a server rings over the server link, any other over chip links; stage transfers
+    take the server link when a stage fills one server or more, else chip links."""
+    server = np.minimum(chip_link_bw, server_link_bw)
+    return (
+        select(tp > chips_per_server, server, chip_link_bw),
+        select(tp >= chips_per_server, server, chip_link_bw),
+    )
 
 
-def stage_transfer_s(nbytes, bw, startup_s, pp):
-    """Moving ``nbytes`` of activations to the next pipeline stage (none with one stage)."""
-    return select(pp > 1, nbytes / bw + startup_s, 0.0)
+def collective_plan(
+    servers,
+    tp,
+    pp,
+    chips_per_server,
+    chip_link_bw,
+    server_link_bw,
+    nics_per_server,
+    hop_s,
+    net_hop_s,
+    sync_s,
+    topology,
+    dims,
+    algorithms,
+    net_radix,
+    net_tier_s,
+):
+    """Everything of :func:`collectives_s` that does not depend on the message: the placement of
+    the tensor group, the :func:`fabric_plan` inside a server and between servers, the flat
+    ring's latency and slope, and the transfer's latency and bandwidth. Computed once a mapping
+    and evaluated for each message by :func:`collective_times`."""
+    g, s, share = tensor_placement(chips_per_server, tp, pp)
+    # a group smaller than its server's 2-D torus is a block of it, without wrap-around links
+    # (a TPU pod's optical switches give every 3-D slice its own wrap-around: it stays a torus)
+    block = (topology == TORUS) & (dims == 2.0) & (g < chips_per_server)
+    fabric = select(block, MESH2D, topology)
+    intra = fabric_plan(g, chip_link_bw, hop_s, fabric, dims, algorithms)
+    uplink = server_link_bw * np.minimum(nics_per_server, g) / share
+    tiers = select(s <= net_radix, 0.0, select(s <= net_radix * net_radix / 2.0, 2.0, 4.0))
+    net_hop = net_hop_s + tiers * net_tier_s
+    across = fabric_plan(s, uplink, net_hop, SWITCH, 1.0, algorithms)
+    hier = select(has_algorithm(algorithms, HIERARCHICAL), 1.0, 0.0)
+    ring_bw = np.minimum(chip_link_bw, server_link_bw / share)
+    net = servers > 1.0
+    return (
+        (
+            g,
+            s,
+            tp,
+            pp,
+            hier,
+            2.0 * (tp - 1.0) * np.maximum(hop_s, net_hop),
+            2.0 * (tp - 1.0) / ring_bw,
+            select(net, net_hop_s, hop_s) + sync_s,
+            select(net, np.minimum(chip_link_bw, server_link_bw), chip_link_bw),
+            sync_s,
+        )
+        + intra
+        + across
+    )
+
+
+def collective_times(plan, nbytes, packet_bytes):
+    """(all-reduce, stage transfer) of ``nbytes`` (s) from a :func:`collective_plan`."""
+    g, s, tp, pp, hier, l_flat, c_flat, l_tx, bw_tx, sync = plan[:10]
+    intra = fabric_time(plan[10:18], nbytes, g, packet_bytes)
+    across = fabric_time(plan[18:26], nbytes, s, packet_bytes)
+    flat = l_flat + c_flat * np.maximum(nbytes / tp, packet_bytes)
+    multi = np.minimum(select(hier == 1.0, intra + across, np.inf), flat)
+    allreduce = select(tp > 1.0, select(s > 1.0, multi, intra) + sync, 0.0)
+    transfer = select(pp > 1.0, np.maximum(nbytes, packet_bytes) / bw_tx + l_tx, 0.0)
+    return allreduce, transfer
+
+
+def v1_collectives_s(nbytes, tp, pp, chips_per_server, chip_link_bw, server_link_bw, hop_s):
+    """The v1 model's collectives [A1] (docs/inference-model.md#the-v1-latency-model): a ring
+    all-reduce, 2 (tp - 1) / tp x nbytes / bw + 2 (tp - 1) start-ups, and a transfer of nbytes /
+    bw + one start-up, on :func:`v1_link_bandwidths`; no fixed cost, no packets."""
+    tp_bw, pp_bw = v1_link_bandwidths(chips_per_server, chip_link_bw, server_link_bw, tp)
+    ring = 2.0 * (tp - 1.0) / tp * nbytes / tp_bw + 2.0 * (tp - 1.0) * hop_s
+    return select(tp > 1.0, ring, 0.0), select(pp > 1.0, nbytes / pp_bw + hop_s, 0.0)
+
+
+def collectives_s(
+    nbytes,
+    servers,
+    tp,
+    pp,
+    chips_per_server,
+    chip_link_bw,
+    server_link_bw,
+    nics_per_server,
+    hop_s,
+    net_hop_s,
+    sync_s,
+    topology,
+    dims,
+    algorithms,
+    v1,
+    packet_bytes=0.0,
+    net_radix=np.inf,
+    net_tier_s=0.0,
+):
+    """(one all-reduce of ``nbytes`` over the tensor group, one stage-to-stage transfer of
+    ``nbytes``) in seconds (docs/interconnect.md).
+
+    All-reduce: inside one server, :func:`allreduce_fabric_s` on the server's fabric. A group
+    over s servers may also run hierarchically (``HIERARCHICAL``): the in-server all-reduce
+    (reduce-scatter + all-gather) plus an all-reduce of the whole message between the servers
+    through their uplinks (``server_link_bw`` a NIC, ``min(nics, g)`` NICs, shared by ``share``
+    groups; one ``net_hop_s`` a step: NIC, switch, NIC); or as one flat ring whose every step
+    waits for the slower hop. Each collective pays the fixed ``sync_s`` once (barrier, DMA
+    set-up). Between more servers than a switch has ports (``net_radix``) a traversal climbs a
+    leaf-spine tree: 2 more switch tiers (``net_tier_s`` each: a switch and a link), 4 beyond
+    radix^2 / 2 servers. No message is smaller than ``packet_bytes``. Transfer: bytes /
+    bandwidth + one hop + ``sync_s``, over the server network once the system has more than one
+    server (neighbouring stages share a top-of-rack switch). ``v1`` keeps the v1 model: rings
+    only, its link rule
+    (:func:`v1_link_bandwidths`), no fixed cost."""
+    plan = collective_plan(
+        servers,
+        tp,
+        pp,
+        chips_per_server,
+        chip_link_bw,
+        server_link_bw,
+        nics_per_server,
+        hop_s,
+        net_hop_s,
+        sync_s,
+        topology,
+        dims,
+        algorithms,
+        net_radix,
+        net_tier_s,
+    )
+    allreduce, transfer = collective_times(plan, nbytes, packet_bytes)
+    allreduce1, transfer1 = v1_collectives_s(
+        nbytes, tp, pp, chips_per_server, chip_link_bw, server_link_bw, hop_s
+    )
+    return select(v1, allreduce1, allreduce), select(v1, transfer1, transfer)
 
 
 # --------------------------------------------------------------------------------- compute

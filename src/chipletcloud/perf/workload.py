@@ -140,6 +140,7 @@ class Workload:
     kv_in_capacity: bool = True
     units_per_layer: int = 1
     layer_kernels: MappingProxyType = field(default_factory=default_layer_kernels)
+    whole_heads: bool = False
 
     @property
     def kernels_per_layer(self) -> float:
@@ -173,9 +174,20 @@ class System:
     Units: FLOP/s, bytes, bytes/s, seconds, joules, watts. ``flops_eff`` and ``mem_eff`` are the
     achievable fractions of peak and ``op_overhead_s`` the fixed time of each kernel launch (1, 1
     and 0 s for the ASIC model; device cards for GPUs/TPUs). ``collective_dims`` is the number of
-    torus dimensions an all-reduce runs over one after the other (1: a ring, as on NVSwitch and
-    the Chiplet Cloud chip links; 3: a TPU 3-D torus). ``clock_hz`` is the chip clock, which the
-    v1 latency model's systolic array needs (the tech card's ``clock_ghz``).
+    torus dimensions a bucket all-reduce runs over one after the other (1: a ring, a switch or
+    a fully connected fabric; 2: a 2-D mesh or torus; 3: a TPU 3-D torus). ``clock_hz`` is the
+    chip clock, which the v1 latency model's systolic array needs (the tech card's
+    ``clock_ghz``).
+
+    Interconnect (docs/interconnect.md): ``chip_link_bw`` is what a chip injects into the
+    server's fabric (all its links), ``server_link_bw`` one NIC's bandwidth and
+    ``nics_per_server`` the NICs of a server; ``hop_latency_s`` one chip-to-chip hop (SerDes,
+    FEC, router), ``net_hop_s`` one server-to-server traversal (NIC, switches, NIC), ``sync_s``
+    the fixed cost of every collective (barrier, DMA set-up); ``topology`` a code of
+    :data:`chipletcloud.perf.codes.TOPOLOGIES` and ``algorithms`` a bit mask of
+    :data:`chipletcloud.perf.codes.ALGORITHMS`; ``packet_bytes`` the smallest message a link
+    carries, ``net_radix`` the ports of a network switch and ``net_tier_s`` the latency each
+    further switch tier adds (a switch and a link).
     """
 
     flops: np.ndarray
@@ -184,7 +196,7 @@ class System:
     chip_link_bw: np.ndarray
     server_link_bw: np.ndarray
     chips_per_server: np.ndarray
-    link_startup_s: np.ndarray
+    hop_latency_s: np.ndarray
     fma_j: np.ndarray
     mem_j_per_byte: np.ndarray
     act_j_per_byte: np.ndarray
@@ -194,6 +206,14 @@ class System:
     op_overhead_s: np.ndarray
     collective_dims: np.ndarray | float = 1.0
     clock_hz: np.ndarray | float = np.nan
+    net_hop_s: np.ndarray | float = np.nan
+    sync_s: np.ndarray | float = 0.0
+    topology: np.ndarray | float = 0.0
+    algorithms: np.ndarray | float = 1.0
+    nics_per_server: np.ndarray | float = 1.0
+    packet_bytes: np.ndarray | float = 0.0
+    net_radix: np.ndarray | float = np.inf
+    net_tier_s: np.ndarray | float = 0.0
 
     def __len__(self) -> int:
         return len(self.flops)
@@ -203,10 +223,20 @@ class System:
 
     @classmethod
     def broadcast(cls, **kw) -> System:
-        """Build from scalars or arrays (broadcast together); ``collective_dims`` defaults to 1,
-        ``clock_hz`` to NaN (only the v1 latency model's systolic array needs a clock)."""
+        """Build from scalars or arrays (broadcast together). Defaults: a ring fabric
+        (``collective_dims`` 1, ``topology`` 0) running ring all-reduces only, no fixed cost per
+        collective, one NIC a server, a server hop as slow as a chip hop, and ``clock_hz`` NaN
+        (only the v1 latency model's systolic array needs a clock)."""
         kw.setdefault("collective_dims", 1.0)
         kw.setdefault("clock_hz", np.nan)
+        kw.setdefault("net_hop_s", kw["hop_latency_s"])
+        kw.setdefault("sync_s", 0.0)
+        kw.setdefault("topology", 0.0)
+        kw.setdefault("algorithms", 1.0)
+        kw.setdefault("nics_per_server", 1.0)
+        kw.setdefault("packet_bytes", 0.0)
+        kw.setdefault("net_radix", np.inf)
+        kw.setdefault("net_tier_s", 0.0)
         arrays = np.broadcast_arrays(*[np.asarray(kw[f.name], float) for f in fields(cls)])
         return cls(
             **{f.name: np.ascontiguousarray(a) for f, a in zip(fields(cls), arrays, strict=True)}

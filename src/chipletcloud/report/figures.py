@@ -373,6 +373,59 @@ def sparsity_figure(summary: dict, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "sparsity")
 
 
+def hop_latency_figure(summary: dict, out_dir: Path) -> list[Path]:
+    """Cost per token (log) and die area of each model's TCO-optimal design against the
+    chip-to-chip hop latency (log, ns), the preset's hop latency dashed, the variants with the
+    measured SRAM machines' op latency as hollow markers."""
+    d = plotdata.hop_latency_data(summary, out_dir)
+    if d is None:
+        return []
+    with matplotlib.rc_context(RC):
+        fig, axes = _figure(10.0, 4.4, ncols=2, sharex=True)
+        for line in d.lines:
+            for ax, y in zip(axes, line.ys, strict=True):
+                ax.plot(line.hop_ns, y, "-o", ms=4, lw=1.6, color=line.colour, label=line.model)
+        for v in d.variants:
+            for ax, y in zip(axes, v.ys, strict=True):
+                ax.plot(v.hop_ns, y, "D", ms=8, mfc="none", mec=v.colour, mew=1.6, zorder=5)
+        for ax, label, log, title in zip(axes, d.y_labels, d.y_log, d.titles, strict=True):
+            ax.set_xscale("log")
+            ax.set_xlim(*d.x_range)
+            if log:
+                ax.set_yscale("log")
+            ax.set_xlabel(d.x_label)
+            ax.set_ylabel(label)
+            ax.set_title(title)
+            if d.default_ns > 0:
+                ax.axvline(d.default_ns, color="0.3", lw=1.1, ls="--", zorder=1)
+        for ax, log in zip(axes, d.y_log, strict=True):
+            ax.set_xticks(d.x_ticks)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            if log:
+                _log_ticks(ax.yaxis)
+            if d.default_ns > 0:
+                ax.annotate(
+                    d.default_label,
+                    (d.default_ns, 0.98),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(4, 0),
+                    textcoords="offset points",
+                    va="top",
+                    fontsize=8.5,
+                    color="0.25",
+                )
+        handles, _ = axes[0].get_legend_handles_labels()
+        if d.variants:
+            handles.append(
+                Line2D(
+                    [], [], ls="", marker="D", ms=8, mfc="none", mec="0.3", label=d.variant_label
+                )
+            )
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
+    return _save(fig, out_dir, "hop_latency")
+
+
 FIGURES: dict[str, Callable[[dict, Path], list[Path]]] = {
     "pareto": pareto_figure,
     "die_size": die_size_figure,
@@ -382,6 +435,7 @@ FIGURES: dict[str, Callable[[dict, Path], list[Path]]] = {
     "nre": nre_figure,
     "sensitivity": sensitivity_figure,
     "sparsity": sparsity_figure,
+    "hop_latency": hop_latency_figure,
 }
 
 

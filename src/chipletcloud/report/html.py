@@ -74,6 +74,8 @@ def context(summary: dict, out_dir: Path) -> dict:
             if isinstance(portfolio, dict) and m in (section(portfolio, "per_model") or {})
         ],
         "sparsity_table": sections.sparsity_table(summary),
+        "hop_latency_table": sections.hop_latency_table(summary),
+        "hop_latency_file": (out_dir / "tables" / "study_hop_latency.parquet").is_file(),
         "sparsity_rows": dict_rows(section(summary, "sparsity", "tco_vs_sparsity")),
         "validation": sections.validation(summary),
         "plots": plots,

@@ -628,6 +628,166 @@ def sparsity_data(summary: dict, out_dir: Path) -> SparsityData | None:
     return SparsityData(panels=panels, panel_titles=[f"format: {f}" for f in panels])
 
 
+# ---------------------------------------------------------------------------------- hop latency
+
+
+@dataclass(frozen=True)
+class HopLine:
+    """A model's TCO-optimal design against the chip-to-chip hop latency (ns, ascending): per
+    panel its values (``ys[0]`` USD per 1M tokens, ``ys[1]`` die area in mm²) and per point its
+    design (:data:`HOP_DETAILS`)."""
+
+    model: Any
+    colour: str
+    hop_ns: list[float]
+    ys: list[list[float]]
+    details: list[list[float]]
+
+
+@dataclass(frozen=True)
+class HopVariant:
+    """A model's TCO-optimal design at ``hop_ns`` with a fixed latency (``op_latency_ns``) added to
+    every on-chip operation: its value per panel as in :class:`HopLine`, and its design."""
+
+    model: Any
+    colour: str
+    hop_ns: float
+    op_latency_ns: float
+    ys: list[float]
+    details: list[float]
+
+
+@dataclass(frozen=True)
+class HopLatencyData:
+    """The hop-latency study: per model a line of its TCO-optimal design's cost (log y) and die
+    area against the chip-to-chip hop latency (log x, ns), the op-latency variants apart, the
+    preset's hop latency (a labelled vertical line), and the models without any feasible design."""
+
+    lines: list[HopLine]
+    variants: list[HopVariant]
+    missing: list[str]
+    default_ns: float
+    default_label: str
+    variant_label: str
+    x_range: tuple[float, float]
+    x_ticks: list[float]
+    title: str
+    interactive_title: str
+    titles: list[str]
+    x_label: str = "chip-to-chip hop latency (ns)"
+    y_labels: tuple[str, ...] = (COST_AXIS, "TCO-optimal die area (mm²)")
+    y_log: tuple[bool, ...] = (True, False)
+
+
+# The design of a point of the hop-latency study, in this order (hover and tables).
+HOP_DETAILS = (
+    "ms_per_token",
+    "chips_per_server",
+    "servers",
+    "tp",
+    "pp",
+    "batch",
+    "allreduce_share",
+)
+HOP_VARIANT_LABEL = "with measured SRAM-machine op latency"
+
+
+def fmt_latency(seconds: Any) -> str:
+    """A latency in ns below 1 µs, in µs from there (``10 ns``, ``112.6 ns``, ``2 µs``)."""
+    v = num(seconds)
+    if math.isnan(v):
+        return "—"
+    if v >= 1e-6:
+        return f"{v * 1e6:.4g} µs"
+    return f"{v * 1e9:.4g} ns"
+
+
+def _colours(summary: dict, out_dir: Path, models: list) -> dict[Any, str]:
+    """:func:`model_colours`, and the next palette colours for models named nowhere else."""
+    colours: dict[Any, str] = dict(model_colours(summary, out_dir))
+    for m in models:
+        if m not in colours:
+            colours[m] = PALETTE[len(colours) % len(PALETTE)]
+    return colours
+
+
+def _hop_point(r: dict) -> tuple[list[float], list[float]]:
+    """A study row's panel values (cost, die area) and design (:data:`HOP_DETAILS`)."""
+    ys = [num(r.get("usd_per_million_tokens")), num(r.get("die_area_mm2"))]
+    return ys, [num(r.get(k)) for k in HOP_DETAILS]
+
+
+def _spread_ticks(values: list[float], keep: float, factor: float = 1.5) -> list[float]:
+    """``values`` without ``keep`` when another value lies within ``factor`` of it (its label
+    would collide; it gets a labelled line instead)."""
+    crowded = any(v != keep and max(v, keep) / min(v, keep) < factor for v in values if v > 0)
+    return [v for v in values if not (crowded and v == keep)]
+
+
+def hop_latency_data(summary: dict, out_dir: Path) -> HopLatencyData | None:
+    """The hop-latency study as :class:`HopLatencyData`: rows with an op latency are the
+    variants, the others the lines (sorted by hop latency); None without rows."""
+    study = section(summary, "studies", "hop_latency")
+    rows = dict_rows((study or {}).get("rows"))
+    rows = [r for r in rows if num(r.get("hop_latency_s")) > 0]
+    if not rows:
+        return None
+    groups = rows_by(rows, "model")
+    models = [m for m in study.get("models") or [] if m is not None]
+    models += [m for m in groups if m not in models]
+    colours = _colours(summary, out_dir, models)
+    lines, variants = [], []
+    for model in models:
+        rs = groups.get(model) or []
+        plain = _sorted_by([r for r in rs if not num(r.get("op_latency_s")) > 0], "hop_latency_s")
+        if plain:
+            points = [_hop_point(r) for r in plain]
+            lines.append(
+                HopLine(
+                    model=model,
+                    colour=colours[model],
+                    hop_ns=[num(r.get("hop_latency_s")) * 1e9 for r in plain],
+                    ys=[[p[0][i] for p in points] for i in range(2)],
+                    details=[p[1] for p in points],
+                )
+            )
+        for r in _sorted_by([r for r in rs if num(r.get("op_latency_s")) > 0], "hop_latency_s"):
+            ys, details = _hop_point(r)
+            variants.append(
+                HopVariant(
+                    model=model,
+                    colour=colours[model],
+                    hop_ns=num(r.get("hop_latency_s")) * 1e9,
+                    op_latency_ns=num(r.get("op_latency_s")) * 1e9,
+                    ys=ys,
+                    details=details,
+                )
+            )
+    default = num(study.get("default_hop_latency_s"))
+    default_ns = default * 1e9 if default > 0 else math.nan
+    hops = sorted(
+        {num(h) * 1e9 for h in study.get("hop_latencies_s") or [] if num(h) > 0}
+        | {h for line in lines for h in line.hop_ns}
+        | {v.hop_ns for v in variants}
+    )
+    lo, hi = min([*hops, 10.0]), max([*hops, 2000.0])
+    return HopLatencyData(
+        lines=lines,
+        variants=variants,
+        missing=[str(m) for m in models if m not in groups],
+        default_ns=default_ns,
+        default_label=f"preset hop {fmt_latency(default)}" if default > 0 else "",
+        variant_label=HOP_VARIANT_LABEL,
+        x_range=(lo / 1.25, hi * 1.25),
+        x_ticks=_spread_ticks(hops, default_ns),
+        title="TCO-optimal design vs chip-to-chip hop latency",
+        interactive_title=(
+            "Hop latency: cost per token and die area of each model's TCO-optimal design"
+        ),
+        titles=["Cost per token of the TCO-optimal design", "Die area of the TCO-optimal design"],
+    )
+
+
 # name -> plot data; the figure files are figures/<name>.png/.svg, the plots "plot-<name>"
 PLOT_DATA: dict[str, Callable[[dict, Path], Any]] = {
     "pareto": pareto_data,
@@ -638,4 +798,5 @@ PLOT_DATA: dict[str, Callable[[dict, Path], Any]] = {
     "nre": nre_data,
     "sensitivity": sensitivity_data,
     "sparsity": sparsity_data,
+    "hop_latency": hop_latency_data,
 }

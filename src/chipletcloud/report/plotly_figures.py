@@ -388,6 +388,103 @@ def sparsity_plot(summary: dict, out_dir: Path) -> go.Figure | None:
     return _layout(fig, d.title)
 
 
+def _hop_hover(title: str, first: int) -> str:
+    """A hover template for a point of the hop-latency study: x the hop latency (ns), its cost
+    and die area and design in ``customdata`` (from index ``first``: cost, die area, then
+    :data:`.plotdata.HOP_DETAILS`)."""
+    c = [f"customdata[{first + i}]" for i in range(2 + len(plotdata.HOP_DETAILS))]
+    return (
+        f"<b>{title}</b><br>hop %{{x:.4~g}} ns<br>"
+        f"<b>$%{{{c[0]}:.4~g}} per 1M tokens</b><br>die %{{{c[1]}:.0f}} mm²<br>"
+        f"%{{{c[2]}:.3~g}} ms/token<br>%{{{c[4]}:.0f}} servers × %{{{c[3]}:.0f}} chips<br>"
+        f"TP %{{{c[5]}:.0f}} · PP %{{{c[6]}:.0f}} · batch %{{{c[7]}:.0f}}<br>"
+        f"all-reduce %{{{c[8]}:.1%}} of decode<extra></extra>"
+    )
+
+
+def hop_latency_plot(summary: dict, out_dir: Path) -> go.Figure | None:
+    """Cost per token and die area of each model's TCO-optimal design against the chip-to-chip
+    hop latency, the preset's hop latency dashed, the op-latency variants as open diamonds."""
+    d = plotdata.hop_latency_data(summary, out_dir)
+    if d is None:
+        return None
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1)
+    for line in d.lines:
+        custom = [[line.ys[0][i], line.ys[1][i], *line.details[i]] for i in range(len(line.hop_ns))]
+        for col, ys in enumerate(line.ys, start=1):
+            fig.add_scatter(
+                x=line.hop_ns,
+                y=ys,
+                mode="lines+markers",
+                name=str(line.model),
+                legendgroup=str(line.model),
+                showlegend=col == 1,
+                line={"color": line.colour, "width": 2},
+                marker={"size": 6},
+                customdata=custom,
+                hovertemplate=_hop_hover(f"{line.model}: TCO-optimal", 0),
+                row=1,
+                col=col,
+            )
+    for k, v in enumerate(d.variants):
+        for col, y in enumerate(v.ys, start=1):
+            fig.add_scatter(
+                x=[v.hop_ns],
+                y=[y],
+                mode="markers",
+                name=d.variant_label,
+                legendgroup="op-latency",
+                showlegend=k == 0 and col == 1,
+                marker={
+                    "symbol": "diamond-open",
+                    "size": 12,
+                    "color": v.colour,
+                    "line": {"width": 2},
+                },
+                customdata=[[v.op_latency_ns, *v.ys, *v.details]],
+                hovertemplate=_hop_hover(
+                    f"{v.model}: {d.variant_label} (%{{customdata[0]:.3~g}} ns per operation)", 1
+                ),
+                row=1,
+                col=col,
+            )
+    _layout(fig, d.interactive_title)
+    lo, hi = d.x_range
+    for col, (ytitle, log) in enumerate(zip(d.y_labels, d.y_log, strict=True), start=1):
+        fig.update_xaxes(
+            type="log",
+            title=d.x_label,
+            range=[math.log10(lo), math.log10(hi)],
+            tickvals=d.x_ticks,
+            ticktext=[f"{v:g}" for v in d.x_ticks],
+            row=1,
+            col=col,
+        )
+        fig.update_yaxes(type="log" if log else "linear", title=ytitle, row=1, col=col)
+        if d.default_ns > 0:
+            fig.add_vline(
+                x=d.default_ns,
+                line={"dash": "dash", "color": "#555", "width": 1.2},
+                row=1,
+                col=col,
+            )
+            axis = "" if col == 1 else str(col)
+            fig.add_annotation(
+                x=math.log10(d.default_ns),  # annotations on a log axis take log10 coordinates
+                y=1,
+                xref=f"x{axis}",
+                yref=f"y{axis} domain",
+                xanchor="left",
+                yanchor="top",
+                showarrow=False,
+                text=d.default_label,
+                font={"size": 11, "color": "#333"},
+                bgcolor="rgba(255,255,255,0.85)",
+            )
+    fig.update_xaxes(matches="x", row=1, col=2)  # zooming one panel zooms both
+    return fig
+
+
 PLOTS: dict[str, Callable[[dict, Path], go.Figure | None]] = {
     "pareto": pareto_plot,
     "die_size": die_size_plot,
@@ -397,6 +494,7 @@ PLOTS: dict[str, Callable[[dict, Path], go.Figure | None]] = {
     "nre": nre_plot,
     "sensitivity": sensitivity_plot,
     "sparsity": sparsity_plot,
+    "hop_latency": hop_latency_plot,
 }
 
 

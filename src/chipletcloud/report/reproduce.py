@@ -21,7 +21,7 @@ from chipletcloud.models.catalogue import PAPER_MODELS, load_model
 from chipletcloud.report.store import manifest, write_json, write_parquet
 
 #: steps reported to a progress callback
-STEPS = 8 + 10
+STEPS = 8 + 11
 
 
 def reproduce(
@@ -109,8 +109,25 @@ def reproduce(
         space, table, gpt3_spec, gpt3, params, k=64 if quick else 256
     )
     step("sensitivity study")
+    hop_specs = {n: results[n][0] for n in studies.HOP_LATENCY_MODELS if n in results}
+    if hop_specs:
+        from chipletcloud.baselines.sram import latency_set
 
-    validation = validation_report(table, params, n_points=1 if quick else 3)
+        st["hop_latency"] = studies.hop_latency_study(
+            table,
+            hop_specs,
+            params,
+            op_latency_s=float(latency_set("sram_machines")["op_latency_s"].value),
+            results=results,
+        )
+    step("hop latency study")
+
+    validation = validation_report(
+        table,
+        params,
+        n_points=1 if quick else 3,
+        results={name: res for name, (_, res) in results.items()},
+    )
     step("validation")
 
     wall = time.perf_counter() - t0
@@ -156,9 +173,11 @@ def _write_tables(summary: dict, out_dir: Path) -> None:
         "study_design_choice": st.get("design_choice", {}).get("rows", []),
         "study_sensitivity": st.get("sensitivity", {}).get("rows", []),
         "study_nre": st.get("nre", {}).get("curve", []),
+        "study_hop_latency": st.get("hop_latency", {}).get("rows", []),
         "sparsity": summary["sparsity"]["tco_vs_sparsity"],
         "validation": summary["validation"]["cases"],
         "asic_validation": summary["validation"]["asic_cases"],
+        "asic_measured": summary["validation"]["asic_measured"],
     }
     for name, rows in tables.items():
         if rows:

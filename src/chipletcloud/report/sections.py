@@ -20,7 +20,16 @@ from chipletcloud.report.formats import (
     fmt_si,
     fmt_usd,
 )
-from chipletcloud.report.results import device_label, model_order, num, pair, section
+from chipletcloud.report.plotdata import fmt_latency
+from chipletcloud.report.results import (
+    device_label,
+    dict_rows,
+    model_order,
+    num,
+    pair,
+    rows_by,
+    section,
+)
 
 HEADLINE = (  # summary key, label
     ("rented_gpu", "Rented GPU (A100)"),
@@ -208,12 +217,160 @@ def captions(summary: dict) -> dict[str, str]:
             f"Base: {fmt_usd(sens['base_usd_per_million_tokens'])} per 1M tokens "
             f"({sens.get('model', '')}); bars show each parameter at its low and high value."
         )
+    hop = hop_latency_caption(summary)
+    if hop:
+        cap["hop_latency"] = hop
     cap["pareto"] = (
         "Each line is a model's Pareto front of Chiplet Cloud designs; hover a point for its "
         "design. Filled baseline markers are rented, open ones fabricated; they take the colour "
         "of their model. Click legend entries to hide or show them."
     )
     return cap
+
+
+def _times(x: float) -> str:
+    """A growth factor to three significant figures (``2.1×``, ``1.04×``); an em dash for none."""
+    return "—" if math.isnan(x) else f"{x:.3g}×"
+
+
+def _hop_rows(summary: dict) -> tuple[dict, list, dict[Any, list[dict]], dict[Any, list[dict]]]:
+    """The hop-latency study, its models (the study's, then any other in its rows), and per
+    model its rows without op latency (by hop latency) and those with."""
+    study = section(summary, "studies", "hop_latency")
+    study = study if isinstance(study, dict) else {}
+    rows = [r for r in dict_rows(study.get("rows")) if num(r.get("hop_latency_s")) > 0]
+    groups = rows_by(rows, "model")
+    models = [m for m in study.get("models") or [] if m is not None]
+    models += [m for m in groups if m not in models]
+    plain, ops = {}, {}
+    for m in models:
+        rs = sorted(groups.get(m) or [], key=lambda r: num(r.get("hop_latency_s")))
+        plain[m] = [r for r in rs if not num(r.get("op_latency_s")) > 0]
+        ops[m] = [r for r in rs if num(r.get("op_latency_s")) > 0]
+    return study, models, plain, ops
+
+
+def _at_hop(rows: list[dict], hop: float) -> dict | None:
+    """The row at hop latency ``hop`` (relative tolerance 1e-6), None for none."""
+    for r in rows:
+        if math.isclose(num(r.get("hop_latency_s")), hop, rel_tol=1e-6):
+            return r
+    return None
+
+
+def hop_latency_lines(summary: dict) -> list[str]:
+    """Per model of the hop-latency study, how its TCO-optimal design moves from the shortest to
+    the longest hop latency it is feasible at: the cost growth and the die area before and after
+    (``gpt3: cost 2.1× from 10 ns to 2 µs, optimal die 120 → 320 mm²``)."""
+    study, models, plain, ops = _hop_rows(summary)
+    out = []
+    for m in models:
+        rs = plain[m]
+        if not rs:
+            out.append(f"{m}: no feasible design" if not ops[m] else f"{m}: only with op latency")
+            continue
+        first, last = rs[0], rs[-1]
+        if len(rs) == 1:
+            out.append(
+                f"{m}: feasible only at {fmt_latency(first.get('hop_latency_s'))} "
+                f"({fmt_usd(first.get('usd_per_million_tokens'))} per 1M tokens, "
+                f"{fmt_num(first.get('die_area_mm2'))} mm² die)"
+            )
+            continue
+        c0, c1 = num(first.get("usd_per_million_tokens")), num(last.get("usd_per_million_tokens"))
+        growth = c1 / c0 if c0 > 0 else math.nan
+        out.append(
+            f"{m}: cost {_times(growth)} from {fmt_latency(first.get('hop_latency_s'))} to "
+            f"{fmt_latency(last.get('hop_latency_s'))}, optimal die "
+            f"{fmt_num(first.get('die_area_mm2'))} → {fmt_num(last.get('die_area_mm2'))} mm²"
+        )
+    return out
+
+
+def hop_latency_caption(summary: dict) -> str | None:
+    """The hop-latency study's caption: the preset's hop latency (and server hop and fixed
+    collective cost), each model's cost growth and die-area move over the hop latencies, and the
+    op-latency variant against the preset's hop latency alone; None without the study's rows."""
+    study, models, plain, ops = _hop_rows(summary)
+    if not any(plain[m] or ops[m] for m in models):
+        return None
+    default = num(study.get("default_hop_latency_s"))
+    parts = []
+    if default > 0:
+        extra = []
+        if num(study.get("server_hop_latency_s")) > 0:
+            extra.append(f"server hop {fmt_latency(study['server_hop_latency_s'])}")
+        if num(study.get("collective_sync_s")) > 0:
+            extra.append(f"{fmt_latency(study['collective_sync_s'])} fixed per collective")
+        more = f"; {', '.join(extra)}" if extra else ""
+        parts.append(f"Preset chip-to-chip hop latency (dashed): {fmt_latency(default)}{more}.")
+    parts.append(
+        "TCO-optimal design per model from the shortest to the longest hop latency: "
+        + "; ".join(hop_latency_lines(summary))
+        + "."
+    )
+    variants = []
+    for m in models:
+        for r in ops[m]:
+            base = _at_hop(plain[m], num(r.get("hop_latency_s")))
+            c0 = num((base or {}).get("usd_per_million_tokens"))
+            c1 = num(r.get("usd_per_million_tokens"))
+            text = f"{m} {fmt_usd(c1)} per 1M tokens, {fmt_num(r.get('die_area_mm2'))} mm² die"
+            if c0 > 0 and c1 > 0:
+                text += f" ({_times(c1 / c0)} the cost without)"
+            variants.append((num(r.get("op_latency_s")), text))
+    if variants:
+        ops_s = sorted({op for op, _ in variants})
+        op_text = " / ".join(fmt_latency(op) for op in ops_s)
+        parts.append(
+            f"Open diamonds: at the preset hop latency with the measured SRAM machines' fixed "
+            f"latency of {op_text} per operation: " + "; ".join(t for _, t in variants) + "."
+        )
+    return " ".join(parts)
+
+
+def hop_latency_table(summary: dict) -> dict | None:
+    """The hop-latency study pivoted: one row per model, one column per hop latency (the
+    preset's marked) and one for the op-latency variant; cells (USD per 1M tokens, die mm²)."""
+    study, models, plain, ops = _hop_rows(summary)
+    if not any(plain[m] or ops[m] for m in models):
+        return None
+    default = num(study.get("default_hop_latency_s"))
+    levels: list[float] = []
+    for h in sorted(
+        {num(h) for h in study.get("hop_latencies_s") or [] if num(h) > 0}
+        | {num(r.get("hop_latency_s")) for m in models for r in plain[m]}
+    ):
+        if not any(math.isclose(h, v, rel_tol=1e-6) for v in levels):
+            levels.append(h)
+    op_values = sorted({num(r.get("op_latency_s")) for m in models for r in ops[m]})
+
+    def cell(r: dict | None) -> tuple[str, str]:
+        if r is None:
+            return ("—", "")
+        return (fmt_usd(r.get("usd_per_million_tokens")), fmt_num(r.get("die_area_mm2")))
+
+    return {
+        "levels": [
+            fmt_latency(h) + (" (preset)" if math.isclose(h, default, rel_tol=1e-6) else "")
+            for h in levels
+        ],
+        "variant": (
+            f"{fmt_latency(default) if default > 0 else 'preset'} + "
+            + " / ".join(fmt_latency(v) for v in op_values)
+            + " per op"
+            if op_values
+            else None
+        ),
+        "rows": [
+            {
+                "model": m,
+                "cells": [cell(_at_hop(plain[m], h)) for h in levels],
+                "variant": cell(ops[m][0] if ops[m] else None),
+            }
+            for m in models
+        ],
+    }
 
 
 def sparsity_table(summary: dict) -> dict | None:

@@ -424,3 +424,124 @@ def sparsity_sweep(
                 }
             )
     return rows
+
+
+# --------------------------------------------------------------------------------- hop latency
+
+#: Chip-to-chip hop latencies the hop-latency study sweeps (s): 10 ns to 2 us.
+HOP_LATENCIES_S = (1e-8, 1e-7, 3e-7, 1e-6, 2e-6)
+#: Models of the hop-latency study (issue: GPT-3, Llama-2-70B, PaLM).
+HOP_LATENCY_MODELS = ("gpt3", "llama2-70b", "palm")
+
+
+def _optimum_row(res, table, **extra) -> dict | None:
+    card = res.card("tco", table)
+    if card is None:
+        return None
+    return {
+        **extra,
+        "die_area_mm2": card["die_area_mm2"],
+        "chips_per_server": card["chips_per_server"],
+        "servers": card["servers"],
+        "tp": card["tp"],
+        "pp": card["pp"],
+        "batch": card["batch"],
+        "usd_per_million_tokens": card["usd_per_million_tokens"],
+        "ms_per_token": card["latency_s_per_token"] * 1e3,
+        "allreduce_share": card["decode_breakdown_share"].get("allreduce", 0.0),
+    }
+
+
+def hop_latency_study(
+    table,
+    specs: dict,
+    params: Params,
+    hops_s=HOP_LATENCIES_S,
+    op_latency_s: float | None = None,
+    results: dict | None = None,
+) -> dict:
+    """The TCO-optimal design of each model (``specs``: name -> ModelSpec) with the chip-to-chip
+    hop latency set to each of ``hops_s`` (everything else as in ``params``) and at the preset's
+    own hop latency (taken from ``results``, name -> (spec, ModelResult) of the same table and
+    parameters, when given). With ``op_latency_s``, one more row a model: the preset's hop
+    latency and that fixed latency for every on-chip operation (the measured SRAM machines'
+    latency set).
+
+    Exact over the whole table, searched in full only at the shortest and the longest hop: a
+    slower hop never makes a point cheaper, so a design whose own optimum at the shortest hop
+    costs more than the optimum at the longest cannot be optimal at any hop between, and the
+    other hops search only the remaining designs; likewise the operation-latency row searches
+    the designs whose optimum without it is below an upper bound of its optimum (``designs``
+    in each row)."""
+    default = params.link.chip_hop_latency_s
+    n = len(table["server_id"])
+    hops = sorted({*hops_s, default})
+    rows = []
+
+    def run(t, spec, p, hop, op=None):
+        t = dict(t)
+        t["hop_latency_s"] = np.full(len(t["server_id"]), hop)
+        if op is not None:
+            t["op_overhead_s"] = np.full(len(t["server_id"]), op)
+        return software.search(t, spec, p), t
+
+    for name, spec in specs.items():
+        p = software.params_for(spec, params)
+        done = {}
+        if results and name in results:
+            done[default] = (results[name][1], table, n)
+        lo, hi = hops[0], hops[-1]
+        for h in (lo, hi):
+            if h not in done:
+                res, t = run(table, spec, p, h)
+                done[h] = (res, t, n)
+        lo_best = done[lo][0].best_per_design
+        hi_card = done[hi][0].card("tco", done[hi][1])
+        bound = hi_card["usd_per_million_tokens"] if hi_card else np.inf
+        keep = np.flatnonzero(lo_best <= bound)
+        sub = subset(table, keep)
+        for h in hops:
+            if h not in done:
+                res, t = run(sub, spec, p, h)
+                done[h] = (res, t, len(keep))
+            res, t, searched = done[h]
+            row = _optimum_row(
+                res,
+                t,
+                model=name,
+                hop_latency_s=h,
+                preset_default=bool(h == default),
+                op_latency_s=0.0,
+                designs=searched,
+            )
+            if row is not None:
+                rows.append(row)
+        if op_latency_s is None:
+            continue
+        base = results[name][1] if results and name in results else run(table, spec, p, default)[0]
+        top = np.argsort(base.best_per_design, kind="stable")[:64]
+        first, t_top = run(subset(table, top), spec, p, default, op_latency_s)
+        ub = first.card("tco", t_top)
+        bound = ub["usd_per_million_tokens"] if ub else np.inf
+        keep = np.flatnonzero(base.best_per_design <= bound)
+        res, t = run(subset(table, keep), spec, p, default, op_latency_s)
+        row = _optimum_row(
+            res,
+            t,
+            model=name,
+            hop_latency_s=default,
+            preset_default=True,
+            op_latency_s=op_latency_s,
+            designs=len(keep),
+        )
+        if row is not None:
+            rows.append(row)
+    return {
+        "models": list(specs),
+        "hop_latencies_s": hops,
+        "default_hop_latency_s": default,
+        "server_hop_latency_s": params.link.server_hop_latency_s,
+        "collective_sync_s": params.link.collective_sync_s,
+        "designs": n,
+        "rows": rows,
+    }
