@@ -2,7 +2,7 @@
 
 It evaluates one (design, mapping) point at a time with the formulas of
 :mod:`chipletcloud.perf.formulas`, compiled from the same source the numpy reference calls (the
-stage time, the capacity, the link rule, the collective time, the per-token TCO), so a formula
+stage time, the capacity, the collective plan and its times, the per-token TCO), so a formula
 changed there changes both paths. What is written here is only the per-point arrangement: the
 stage time summed op by op, and the energy and FLOPs regrouped per sequence so that the search
 (:mod:`chipletcloud.explore.kernel`) can reuse them across batches.
