@@ -65,7 +65,9 @@ def validation_to_input_error(exc: ValidationError, prefix: str = "") -> InputEr
     return InputError(field, value, msg)
 
 
-def _read_yaml(path: Path | Any, what: str) -> Any:
+def read_yaml(path: Path | Any, what: str) -> Any:
+    """The YAML (or JSON, a subset of it) at ``path``; an unreadable file or invalid YAML is one
+    :class:`InputError` naming ``what``."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -89,7 +91,7 @@ def load_card(kind: str, name: str) -> dict[str, Quantity]:
     if not path.is_file():
         allowed = sorted(p.name[:-5] for p in (DATA / kind).iterdir() if p.name.endswith(".yaml"))
         raise InputError(f"preset.{kind}", name, ", ".join(allowed))
-    raw = _read_yaml(path, f"{kind} card")
+    raw = read_yaml(path, f"{kind} card")
     try:
         return dict(Card.model_validate(raw).root)
     except ValidationError as exc:
@@ -157,6 +159,15 @@ class LinkParams(_Strict):
         """What each further switch tier adds to a server-to-server traversal: a switch and a
         link (s)."""
         return self.net_switch_latency_s + self.net_link_latency_s
+
+    def network_columns(self) -> dict[str, float]:
+        """The :class:`~chipletcloud.perf.workload.System` columns of packets and switch tiers,
+        which every machine's network shares: ``packet_bytes``, ``net_radix``, ``net_tier_s``."""
+        return {
+            "packet_bytes": self.min_message_bytes,
+            "net_radix": self.net_switch_radix,
+            "net_tier_s": self.net_tier_latency_s,
+        }
 
     @property
     def chip_hop_latency_s(self) -> float:
@@ -359,9 +370,9 @@ def load_preset(name_or_path: str = "isca24") -> Preset:
     """Load a built-in preset by name, or a user's preset YAML by path."""
     path = Path(name_or_path)
     if name_or_path in preset_names():
-        raw = _read_yaml(DATA / "presets" / f"{name_or_path}.yaml", "preset")
+        raw = read_yaml(DATA / "presets" / f"{name_or_path}.yaml", "preset")
     elif path.suffix in (".yaml", ".yml") and path.is_file():
-        raw = _read_yaml(path, "preset")
+        raw = read_yaml(path, "preset")
     else:
         allowed = ", ".join(preset_names()) + ", or a path to a preset .yaml file"
         raise InputError("preset", name_or_path, allowed)
@@ -526,9 +537,9 @@ def _space_error(exc: ValidationError, what: str) -> InputError:
 def load_space(path: str | Path | None = None) -> HardwareSpace:
     """Load a phase-1 space YAML (default: data/spaces/default.yaml)."""
     if path is None:
-        raw = _read_yaml(DATA / "spaces" / "default.yaml", "space")
+        raw = read_yaml(DATA / "spaces" / "default.yaml", "space")
     else:
-        raw = _read_yaml(Path(path), "space")
+        raw = read_yaml(Path(path), "space")
     if not isinstance(raw, dict):
         raise InputError("space", type(raw).__name__, "a YAML mapping of field -> scalar or list")
     try:

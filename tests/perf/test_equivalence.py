@@ -28,6 +28,27 @@ def _args(name: str, rng: np.random.Generator, n: int) -> tuple:
     pp = np.where(flag(), 1.0, ints(2, 97))
     experts = np.where(flag(), 0.0, rng.choice([8.0, 64.0, 256.0], n))
     top_k = np.where(experts == 0, 0.0, rng.choice([1.0, 2.0, 8.0], n))
+    dims = lambda: rng.choice([1.0, 2.0, 3.0], n)  # noqa: E731
+    packets = lambda: rng.choice([0.0, 64.0, 1e5], n)  # noqa: E731
+
+    def fabric(chips_hi=300):
+        """(chips, injection bandwidth, hop, topology, dimensions) of one fabric."""
+        return (
+            np.where(flag(), 1.0, ints(2, chips_hi)),
+            u(1e9, 1e11),
+            u(0, 5e-6),
+            ints(0, 5),
+            dims(),
+        )
+
+    def network():
+        """The interconnect columns of a collective plan, servers to algorithms."""
+        return (
+            np.where(flag(), 1.0, ints(2, 200)), tp, pp, cps, u(1e9, 1e11), u(1e9, 1e11),
+            rng.choice([1.0, 8.0], n), u(0, 5e-6), u(0, 5e-6), u(0, 2e-6), ints(0, 5), dims(),
+            ints(1, 32),
+        )  # fmt: skip
+
     table = {
         "stage_layers": (ints(1, 128), pp, rng.choice([1.0, 3.0], n)),
         "tensor_degree": (ints(1, 200), cps, pp),
@@ -51,92 +72,27 @@ def _args(name: str, rng: np.random.Generator, n: int) -> tuple:
             u(0.5, 2),
             rng.choice([0.0, 1.0], n),
         ),  # fmt: skip
-        "allreduce_fabric_s": (
-            u(1e3, 1e9),
-            np.where(flag(), 1.0, ints(2, 300)),
-            u(1e9, 1e11),
-            u(0, 5e-6),
-            ints(0, 5),
-            rng.choice([1.0, 2.0, 3.0], n),
-            ints(1, 32),
-            rng.choice([0.0, 64.0, 1e5], n),
-        ),  # fmt: skip
+        "allreduce_fabric_s": (u(1e3, 1e9), *fabric(), ints(1, 32), packets()),
         "tensor_placement": (cps, tp, pp),
-        "fabric_plan": (
-            np.where(flag(), 1.0, ints(2, 300)),
-            u(1e9, 1e11),
-            u(0, 5e-6),
-            ints(0, 5),
-            rng.choice([1.0, 2.0, 3.0], n),
-            ints(1, 32),
-        ),  # fmt: skip
-        "collective_plan": (
-            np.where(flag(), 1.0, ints(2, 200)),
-            tp,
-            pp,
-            cps,
-            u(1e9, 1e11),
-            u(1e9, 1e11),
-            rng.choice([1.0, 8.0], n),
-            u(0, 5e-6),
-            u(0, 5e-6),
-            u(0, 2e-6),
-            ints(0, 5),
-            rng.choice([1.0, 2.0, 3.0], n),
-            ints(1, 32),
-            rng.choice([4.0, 64.0, np.inf], n),
-            u(0, 1e-6),
-        ),  # fmt: skip
+        "fabric_plan": (*fabric(), ints(1, 32)),
+        "collective_plan": (*network(), rng.choice([4.0, 64.0, np.inf], n), u(0, 1e-6)),
         "v1_collectives_s": (u(1e3, 1e9), tp, pp, cps, u(1e9, 1e11), u(1e9, 1e11), u(0, 5e-6)),
-        "grid_dims": (np.where(flag(), 1.0, ints(2, 300)), rng.choice([1.0, 2.0, 3.0], n)),
+        "grid_dims": (np.where(flag(), 1.0, ints(2, 300)), dims()),
         "rd_steps": (np.where(flag(), rng.choice([1.0, 2.0, 64.0], n), ints(2, 300)),),
         "tensor_degree_valid": (tp, rng.choice([8.0, 12.0, 96.0, 128.0], n), flag()),
-        "reduce_scatter_fabric_s": (
-            u(1e3, 1e9),
-            np.where(flag(), 1.0, ints(2, 300)),
-            u(1e9, 1e11),
-            u(0, 5e-6),
-            ints(0, 5),
-            rng.choice([1.0, 2.0, 3.0], n),
-            ints(1, 32),
-            rng.choice([0.0, 64.0, 1e5], n),
-        ),  # fmt: skip
-        "all_to_all_fabric_s": (
-            u(1e3, 1e9),
-            np.where(flag(), 1.0, ints(2, 300)),
-            u(1e9, 1e11),
-            u(0, 5e-6),
-            ints(0, 5),
-            rng.choice([1.0, 2.0, 3.0], n),
-            rng.choice([0.0, 64.0, 1e5], n),
-        ),  # fmt: skip
+        "reduce_scatter_fabric_s": (u(1e3, 1e9), *fabric(), ints(1, 32), packets()),
+        "all_to_all_fabric_s": (u(1e3, 1e9), *fabric(), packets()),
         "has_algorithm": (ints(0, 32), rng.choice([1.0, 2.0, 4.0, 8.0, 16.0], n)),
-        "fabric_hops": (
-            np.where(flag(), 1.0, ints(2, 300)),
-            ints(0, 5),
-            rng.choice([1.0, 2.0, 3.0], n),
-        ),
+        "fabric_hops": (np.where(flag(), 1.0, ints(2, 300)), ints(0, 5), dims()),
         "v1_link_bandwidths": (cps, u(1e9, 1e11), u(1e9, 1e11), tp),
         "collectives_s": (
             u(1e3, 1e9),
-            np.where(flag(), 1.0, ints(2, 200)),
-            tp,
-            pp,
-            cps,
-            u(1e9, 1e11),
-            u(1e9, 1e11),
-            rng.choice([1.0, 8.0], n),
-            u(0, 5e-6),
-            u(0, 5e-6),
-            u(0, 2e-6),
-            ints(0, 5),
-            rng.choice([1.0, 2.0, 3.0], n),
-            ints(1, 32),
+            *network(),
             flag(),
             rng.choice([0.0, 64.0, 4096.0], n),
             rng.choice([4.0, 64.0, np.inf], n),
             u(0, 1e-6),
-        ),  # fmt: skip
+        ),
         "systolic_side": (u(1e12, 1e15), rng.choice([0.5e9, 1e9, 1.4e9], n)),
         "systolic_utilisation": (ints(1, 5000), u(1, 1e5), ints(10, 800)),
         "matmul_s": (u(1e6, 1e14), u(1e3, 1e10), u(1e12, 1e15), u(1e11, 1e14), u(1e-3, 1), flag()),

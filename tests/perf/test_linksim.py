@@ -38,14 +38,15 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiny import tiny_system  # tests/perf/tiny.py
 
 from chipletcloud.perf import formulas as fm
 from chipletcloud.perf import linksim as ls
 from chipletcloud.perf.codes import ALGORITHMS, TOPOLOGIES, TOPOLOGY_DIMS
-from chipletcloud.perf.workload import System
 
 BW, HOP = 50e9, 100e-9  # chip injection bandwidth (B/s), hop latency (s)
 SRV_BW, NET_HOP, SYNC = 12.5e9, 1e-6, 5e-7
@@ -256,27 +257,15 @@ def test_budget_and_trivial_groups():
 
 
 def test_fabric_from_system():
-    sys_ = System.broadcast(
-        flops=1e12,
-        mem_bytes=1e9,
-        mem_bw=1e11,
-        chip_link_bw=BW,
-        server_link_bw=SRV_BW,
-        chips_per_server=16,
-        hop_latency_s=HOP,
-        fma_j=0.0,
-        mem_j_per_byte=0.0,
-        act_j_per_byte=0.0,
-        static_w_per_chip=0.0,
-        flops_eff=1.0,
-        mem_eff=1.0,
-        op_overhead_s=0.0,
-        topology=float(TOPOLOGIES["torus2d"]),
-        collective_dims=2.0,
-        nics_per_server=2.0,
-        net_hop_s=NET_HOP,
-        sync_s=SYNC,
-    ).take([0])
+    base = tiny_system(chips_per_server=16.0, chip_bw=BW, server_bw=SRV_BW, alpha=HOP)
+    sys_ = replace(
+        base,
+        topology=np.array([float(TOPOLOGIES["torus2d"])]),
+        collective_dims=np.array([2.0]),
+        nics_per_server=np.array([2.0]),
+        net_hop_s=np.array([NET_HOP]),
+        sync_s=np.array([SYNC]),
+    )
     assert ls.Fabric.from_system(sys_) == fabric(16, "torus2d", nics_per_server=2, sync_s=SYNC)
 
 

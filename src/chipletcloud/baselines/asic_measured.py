@@ -25,7 +25,7 @@ from importlib import resources
 from scipy.optimize import minimize_scalar
 
 from chipletcloud.baselines.hbm import DTYPE_BYTES, run
-from chipletcloud.baselines.sram import SramCard, latency_set, load_sram_card
+from chipletcloud.baselines.sram import SramCard, load_sram_card
 from chipletcloud.errors import InputError
 from chipletcloud.models.catalogue import load_model
 
@@ -60,10 +60,18 @@ def case_chips(case: dict, card: SramCard) -> int:
     return card.chips_per_server * math.ceil(chips / card.chips_per_server)
 
 
+@cache
+def _card(name: str) -> SramCard:
+    return load_sram_card(name)
+
+
 def predict(case: dict, op_latency_s: float | None = None) -> dict:
     """Predicted per-user decode speed (tokens/s) of ``case`` at its fastest split that fits,
-    adding servers (up to 4x) when no split fits the minimum."""
-    card = load_sram_card(case["system"])
+    adding servers (up to 4x) when no split fits the minimum; ``op_latency_s`` in place of the
+    card's latency set (the fit varies it)."""
+    card = _card(case["system"])
+    if op_latency_s is not None:
+        card = card.model_copy(update={"op_latency_us": op_latency_s * 1e6})
     spec = load_model(case["model"])
     chips = case_chips(case, card)
     for extra in range(0, 4 * chips // card.chips_per_server + 1):
@@ -81,7 +89,6 @@ def predict(case: dict, op_latency_s: float | None = None) -> dict:
                 output_tokens=case["output_tokens"],
                 weight_dtype=case["weight_dtype"],
                 kv_dtype="bf16",
-                op_latency_s=op_latency_s,
             )
             if not r.fits:
                 continue
@@ -123,7 +130,6 @@ def asic_measured_cases() -> list[dict]:
     """Every case with its prediction and error (``validate --json``'s ``asic_measured``; the
     fields of ``cases`` plus ``split``, ``chips``, ``tp``, ``pp`` and, for cases the model
     cannot express, ``refused``)."""
-    op = float(latency_set("sram_machines")["op_latency_s"].value)
     rows = []
     for c in load_cases():
         row = {
@@ -139,7 +145,7 @@ def asic_measured_cases() -> list[dict]:
         if c.get("refused"):
             row.update(predicted=None, error=None, refused=c["refused"])
         else:
-            p = predict(c, op)
+            p = predict(c)  # the card's latency set
             row.update(
                 predicted=p["predicted"],
                 error=p["predicted"] / c["measured"] - 1.0,

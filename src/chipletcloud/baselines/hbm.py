@@ -90,7 +90,6 @@ def device_system(
     t = tech or card_params("tech", "7nm")
     link_eff = _optional(card, "link_efficiency", 1.0)
     fabric = SCALE_UP_FABRICS.get(card.scale_up_topology, SCALE_UP_FABRICS["ring"])
-    net = card_params("link", "serdes_7nm")  # packets and switch tiers: the same for every machine
     return System.broadcast(
         flops=np.full(n, compute_flops(card, weight_dtype)),
         mem_bytes=v("hbm_bytes"),
@@ -104,9 +103,7 @@ def device_system(
         topology=float(fabric[0]),
         algorithms=DEVICE_ALGORITHMS,
         nics_per_server=float(card.scale_up_domain),
-        packet_bytes=net.min_message_bytes,
-        net_radix=net.net_switch_radix,
-        net_tier_s=net.net_tier_latency_s,
+        **card_params("link", "serdes_7nm").network_columns(),
         fma_j=t.fma_energy_pj * 1e-12,
         mem_j_per_byte=t.hbm_read_pj_per_byte * 1e-12,
         act_j_per_byte=t.sram_activation_read_pj_per_byte * 1e-12,
@@ -188,12 +185,9 @@ def run(
     micro_batch: int | None = None,
     weight_dtype: str = "bf16",
     kv_dtype: str = "bf16",
-    op_latency_s: float | None = None,
-    collective_sync_s: float | None = None,
 ) -> Run:
     """Simulate serving ``spec`` (its real shape, embeddings included) on ``devices`` devices of
-    an HBM/GDDR device card or an SRAM card (:mod:`chipletcloud.baselines.sram`;
-    ``op_latency_s`` and ``collective_sync_s`` override its latency set)."""
+    an HBM/GDDR device card or an SRAM card (:mod:`chipletcloud.baselines.sram`)."""
     card = load_any_device(device) if isinstance(device, str) else device
     for field, val, lo in (
         ("devices", devices, 1),
@@ -217,9 +211,7 @@ def run(
     shape = LayerShape.from_spec(spec, include_embeddings=True)
     wl = Workload(input_tokens, output_tokens, weight_bytes=wb, kv_bytes=kvb, act_bytes=2.0)
     if isinstance(card, SramCard):
-        sys_ = sram_system(
-            card, weight_dtype, op_latency_s=op_latency_s, collective_sync_s=collective_sync_s
-        )
+        sys_ = sram_system(card, weight_dtype)
     else:
         sys_ = device_system(card, weight_dtype)
     servers = tp * pp / card.scale_up_domain  # > 1: stages talk over the scale-out network

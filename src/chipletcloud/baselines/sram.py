@@ -21,17 +21,21 @@ on-wafer mesh model), a topology that cannot hold the server's chips, a network 
 
 from __future__ import annotations
 
-import json
 import math
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chipletcloud.config import Quantity, card_params, load_card, validation_to_input_error
+from chipletcloud.config import (
+    Quantity,
+    card_params,
+    load_card,
+    read_yaml,
+    validation_to_input_error,
+)
 from chipletcloud.errors import InputError
 from chipletcloud.perf.codes import TOPOLOGIES, TOPOLOGY_DIMS, algorithm_mask
 from chipletcloud.perf.workload import System
@@ -147,34 +151,25 @@ def latency_set(name: str) -> dict[str, Quantity]:
     return load_card("calibration", name)
 
 
-def sram_system(
-    card: SramCard,
-    weight_dtype: str = "bf16",
-    *,
-    n: int = 1,
-    op_latency_s: float | None = None,
-    collective_sync_s: float | None = None,
-) -> System:
+def sram_system(card: SramCard, weight_dtype: str = "bf16", *, n: int = 1) -> System:
     """``n`` identical System rows for ``card``: SRAM as the memory, the card's fabric and
-    network, the latency set's fixed costs (unless the card or the arguments give them), full
-    efficiency (a statically scheduled SRAM machine runs at its roofline), and the 7 nm
-    technology card's energies per FMA and per SRAM byte."""
+    network, the latency set's fixed costs (unless the card gives them), full efficiency (a
+    statically scheduled SRAM machine runs at its roofline), the packets and switch tiers every
+    machine's network shares (the ``serdes_7nm`` link card), and the 7 nm technology card's
+    energies per FMA and per SRAM byte."""
     check_expressible(card)
     lat = latency_set(card.latency_set)
-    if op_latency_s is None:
-        op_latency_s = (
-            card.op_latency_us * 1e-6
-            if card.op_latency_us is not None
-            else float(lat["op_latency_s"].value)
-        )
-    if collective_sync_s is None:
-        collective_sync_s = (
-            card.collective_sync_us * 1e-6
-            if card.collective_sync_us is not None
-            else float(lat["collective_sync_s"].value)
-        )
+    op_latency_s = (
+        card.op_latency_us * 1e-6
+        if card.op_latency_us is not None
+        else float(lat["op_latency_s"].value)
+    )
+    collective_sync_s = (
+        card.collective_sync_us * 1e-6
+        if card.collective_sync_us is not None
+        else float(lat["collective_sync_s"].value)
+    )
     t = card_params("tech", "7nm")
-    net = card_params("link", "serdes_7nm")  # packets and switch tiers, as for every machine
     return System.broadcast(
         flops=[card.peak_flops(weight_dtype)] * n,
         mem_bytes=card.sram_mb * 1e6,
@@ -189,9 +184,7 @@ def sram_system(
         collective_dims=TOPOLOGY_DIMS[card.topology],
         algorithms=algorithm_mask(card.collective_algorithms),
         nics_per_server=float(card.network.ports_per_server),
-        packet_bytes=net.min_message_bytes,
-        net_radix=net.net_switch_radix,
-        net_tier_s=net.net_tier_latency_s,
+        **card_params("link", "serdes_7nm").network_columns(),
         fma_j=t.fma_energy_pj * 1e-12,
         mem_j_per_byte=t.sram_weight_read_pj_per_byte * 1e-12,
         act_j_per_byte=t.sram_activation_read_pj_per_byte * 1e-12,
@@ -202,31 +195,24 @@ def sram_system(
     )
 
 
-def _read(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(
-            "hardware", str(path), f"a readable UTF-8 card ({exc.__class__.__name__})"
-        ) from exc
-    try:
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InputError("hardware", str(path), f"a valid YAML or JSON card ({exc})") from exc
-
-
 def builtin_sram_cards() -> list[str]:
     """Names of the built-in SRAM cards (``data/devices/*.yaml``)."""
     return sorted(p.name[:-5] for p in (DATA / "devices").iterdir() if p.name.endswith(".yaml"))
 
 
 def read_card(name_or_path: str | Path) -> Any:
-    """The raw mapping of a card path or built-in SRAM card name, or None if neither."""
+    """The raw mapping of a card path or built-in SRAM card name, or None if neither (or a JSON
+    file that does not parse, left to the device-card loader's messages)."""
     if str(name_or_path) in builtin_sram_cards():
-        return _read(Path(str(DATA / "devices" / f"{name_or_path}.yaml")))
+        return read_yaml(Path(str(DATA / "devices" / f"{name_or_path}.yaml")), "hardware")
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml", ".json") and path.is_file():
-        return _read(path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return read_yaml(path, "hardware")
+    if path.suffix == ".json" and path.is_file():
+        try:
+            return read_yaml(path, "hardware")  # JSON is YAML
+        except InputError:
+            return None  # not readable as a card: the device-card loader says why
     return None
 
 
