@@ -463,7 +463,9 @@ def test_the_best_of_the_mask_is_no_slower_than_each_allowed(case, mask):
     assert set(r.times) <= set(ls.allowed(mask | 1))
     assert r.best_s == pytest.approx(min(r.times.values()) + fab.sync_s, rel=1e-12)
     for name, t in r.times.items():
-        assert r.best_s - fab.sync_s <= t * (1 + 1e-12), name
+        # compared with the fixed cost added to both sides: best_s - sync_s cancels digits when
+        # the collective is tiny next to it (13 ps against 0.5 us)
+        assert r.best_s <= (t + fab.sync_s) * (1 + 1e-12), name
     # each allowed flat algorithm alone (those left out as bound to lose included)
     for name in set(ls.allowed(mask | 1)) & set(FLAT):
         alone = ls.allreduce(fab, nbytes, chips, algorithms=ALGORITHMS[name]).best_s
