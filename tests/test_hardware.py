@@ -64,7 +64,7 @@ def test_server_cost_is_sum_of_bom(default_run):
         if k.endswith("_cost_usd")
         and k not in ("server_cost_usd", "die_cost_usd", "package_cost_usd", "heatsink_cost_usd")
     ]
-    assert len(parts) == 11
+    assert len(parts) == 14  # 11 items + rack, network, assembly (0 without full_bom)
     assert np.allclose(sum(t[k] for k in parts), t["server_cost_usd"])
 
 

@@ -48,3 +48,22 @@ def test_readme_hop_latencies_match_the_preset():
     server_us = float(re.search(r"server-to-server traversal of ([\d.]+) us", text).group(1))
     assert chip_ns == pytest.approx(c["link.chip.hop_latency_s"]["value"] * 1e9, abs=0.05)
     assert server_us == pytest.approx(c["link.server.hop_latency_s"]["value"] * 1e6, abs=0.005)
+
+
+def test_readme_reproduction_points_match_the_authors_preset():
+    # the README's reproduction table: the authors' designs and mappings under the `authors`
+    # preset (studies.attribution.evaluate_point), recomputed
+    from chipletcloud.studies.attribution import authors_optima, evaluate_point
+
+    table = _table_after("<!-- authors_reproduction -->")
+    points = {p["model"]: p for p in authors_optima()}
+    assert {r[0] for r in table} == set(points)
+    for model, authors, here, *_ in table:
+        p = points[model]
+        assert float(authors.split(",")[0]) == p["usd_per_million_tokens"]
+        usd, ratio = here.split(",")[0].split()
+        got = evaluate_point(p)
+        assert float(usd) == pytest.approx(got["usd_per_million_tokens"], abs=5e-6)
+        assert float(ratio.strip("()")) == pytest.approx(
+            got["usd_per_million_tokens"] / p["usd_per_million_tokens"], abs=5e-4
+        )

@@ -74,6 +74,7 @@ def _random_case(seed, moe=False, latency_model="isca24", power="energy"):
         op_overhead_s=rng.choice([0.0, 5e-6], n),
         collective_dims=rng.choice([1.0, 2.0, 3.0], n),
         clock_hz=rng.choice([0.8e9, 1e9, 1.2e9], n),  # the v1 systolic array's clock
+        attn_eff=rng.choice([1.0, 0.5 / 0.76], n),  # attention's share of the FLOP/s
     )
     pricing = Pricing(
         server_cost_usd=rng.uniform(1e3, 2e4, n),
@@ -85,6 +86,9 @@ def _random_case(seed, moe=False, latency_model="isca24", power="energy"):
         fixed_per_usd=1.0645,
         life_s=1.5 * 365 * 86400,
         power_source=power,
+        b_energy_per_w=1.3025,  # docs/tco.md: electricity + PUE overhead per W
+        nre_usd_per_server=float(rng.choice([0.0, 4900.0])),  # NRE share off or on
+        pue=1.5,
     )
     layers = int(rng.choice([2, 4, 6, 12]))
     heads = int(rng.choice([4, 8, 16]))
@@ -119,7 +123,16 @@ def _random_case(seed, moe=False, latency_model="isca24", power="energy"):
         kv_in_capacity=bool(rng.integers(2)),
     )
     units = int(rng.choice([1, 3]))
-    wl = dataclasses.replace(wl, units_per_layer=units)
+    wl = dataclasses.replace(
+        wl,
+        units_per_layer=units,
+        whole_heads=bool(rng.integers(2)),
+        # the authors' defects (config.Choices), each on or off
+        kv_reads_per_query_head=bool(rng.integers(2)),
+        kv_read_energy_per_micro_batch=bool(rng.integers(2)),
+        prefill_attention_authors=bool(rng.integers(2)),
+        balance_stages=bool(rng.integers(2)),  # the last stage balanced against the LM head
+    )
     grid = software.mapping_grid(
         shape,
         SearchSpec(
@@ -127,6 +140,9 @@ def _random_case(seed, moe=False, latency_model="isca24", power="energy"):
             server_multipliers=[1, 1.5, 3],
             units_per_layer=units,
             uneven_pipeline=bool(rng.integers(2)),
+            balance_stages=wl.balance_stages,
+            # KV heads replicated or split by sequence, searched (a GQA/MQA model only)
+            kv_modes=[["replicate", "split"], ["split"], ["replicate"]][rng.integers(3)],
         ),
     )
     return system, pricing, shape, wl, grid, latency_model
@@ -137,7 +153,7 @@ def _random_case(seed, moe=False, latency_model="isca24", power="energy"):
     st.integers(0, 10_000),
     st.booleans(),
     st.sampled_from(["isca24", "v1"]),
-    st.sampled_from(["energy", "tdp", "tdp_utilisation"]),
+    st.sampled_from(["energy", "tdp", "tdp_utilisation", "tdp_capacity"]),
 )
 def test_fast_path_equals_reference(seed, moe, latency_model, power):
     system, pricing, shape, wl, grid, lm = _random_case(seed, moe, latency_model, power)
@@ -168,6 +184,24 @@ def test_fast_path_equals_reference(seed, moe, latency_model, power):
     assert len(fd) == len(front["design"])
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_whole_heads_on_both_paths(seed):
+    # SearchSpec.whole_heads: only tensor degrees dividing the heads, on the reference and the
+    # kernel alike (with whole KV heads a chip: formulas.chip_kv_heads)
+    system, pricing, shape, wl, grid, lm = _random_case(seed)
+    wl = dataclasses.replace(wl, whole_heads=True)
+    ref = software.reference_points(system, pricing, shape, wl, grid, 10_000, lm)
+    ok = ref["status"] == 0
+    # whole heads where the KV heads are replicated; with attention split by sequence every chip
+    # computes all heads of its sequences, so any tensor degree serves
+    rep = ok & (grid.split_of(ref["mapping"]) == 0)
+    assert np.all(np.mod(shape.heads, ref["tp"][rep]) == 0)
+    nmin = software.min_servers(system, shape, wl)
+    d, j, c, *_ = kernel.evaluate_points(system, pricing, shape, wl, grid, nmin, 10_000, lm)
+    assert np.array_equal(d * grid.size + j, np.flatnonzero(ok))
+    np.testing.assert_allclose(c, ref["usd_per_million_tokens"][ok], rtol=1e-9)
+
+
 @pytest.fixture(scope="module")
 def small_table(isca24):
     from chipletcloud.config import HardwareSpace
@@ -193,6 +227,26 @@ def test_search_fast_equals_reference_on_a_table(small_table, isca24):
             fast.front["usd_per_million_tokens"], ref.front["usd_per_million_tokens"], rtol=1e-9
         )
         np.testing.assert_allclose(fast.best_per_design, ref.best_per_design, rtol=1e-9)
+
+
+def test_kv_mode_is_searched_and_reported(small_table, isca24):
+    # PaLM (MQA): both KV modes searched by default, the chosen one on the design card; with
+    # replication only the card says so and the optimum can only be dearer
+    from chipletcloud.models.catalogue import load_model
+
+    spec = load_model("palm")
+    both = software.search(small_table, spec, isca24)
+    preset = isca24.preset.model_copy(
+        update={"search": isca24.preset.search.model_copy(update={"kv_modes": ["replicate"]})}
+    )
+    rep = software.search(small_table, spec, dataclasses.replace(isca24, preset=preset))
+    card_both, card_rep = both.card("tco", small_table), rep.card("tco", small_table)
+    assert card_both["kv_mode"] in ("split", "replicate") and card_rep["kv_mode"] == "replicate"
+    assert card_both["usd_per_million_tokens"] <= card_rep["usd_per_million_tokens"] * (1 + 1e-12)
+    ref = software.search(small_table, spec, isca24, fast=False)
+    np.testing.assert_allclose(
+        both.front["usd_per_million_tokens"], ref.front["usd_per_million_tokens"], rtol=1e-9
+    )
 
 
 def test_portfolio_prefers_a_design_that_serves_all(small_table, isca24):

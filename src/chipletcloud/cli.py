@@ -651,6 +651,92 @@ def compare(
 
 
 @app.command()
+def attribute(
+    model: Annotated[str | None, typer.Option("--model", help="Model name or config.json.")] = None,
+    preset: PresetOpt = "isca24",
+    reproduction: Annotated[
+        bool,
+        typer.Option(
+            "--reproduction",
+            help="Instead of a walk: the authors' code's optima against the authors preset.",
+        ),
+    ] = False,
+    switch: Annotated[
+        list[str] | None,
+        typer.Option("--switch", help="Flip this switch first (repeat; the rest follow)."),
+    ] = None,
+    space: Annotated[
+        Path | None, typer.Option("--space", help="Phase-1 space YAML (default space).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """From the authors' code's behaviour to the preset, one named switch a step: the
+    TCO-optimal $/M tokens, die and chips a server after each (docs/attribution.md)."""
+    from chipletcloud.config import load_space
+    from chipletcloud.studies.attribution import attribute as run_attribution
+    from chipletcloud.studies.attribution import walk
+
+    sp = load_space(space) if space is not None else load_space()
+    if reproduction:
+        _reproduction(model, sp, as_json)
+        return
+    if model is None:
+        raise InputError("--model", None, "a model name or config.json (or --reproduction)")
+    steps = len(walk(preset, switch))
+    with _progress(steps, "attribute", not as_json) as step:
+        result = run_attribution(model, preset, order=switch, space=sp, progress=step)
+    if as_json:
+        _emit_json(result)
+        return
+    t = Table(title=f"{result['model']}: the authors' code -> {result['base']}, one switch a step")
+    for col in ("step", "$/M tokens", "change", "die mm2", "chips/server", "TP x PP", "batch"):
+        t.add_column(col, justify="left" if col == "step" else "right")
+    for r in result["steps"]:
+        cost = r["usd_per_million_tokens"]
+        t.add_row(
+            r["switch"],
+            "-" if cost is None else f"{cost:.4f}",
+            "" if r["change"] is None else f"{r['change']:+.1%}",
+            "-" if cost is None else f"{r['die_area_mm2']:.0f}",
+            "-" if cost is None else str(r["chips_per_server"]),
+            "-" if cost is None else f"{r['tp']} x {r['pp']}",
+            "-" if cost is None else str(r["batch"]),
+        )
+    out.print(t)
+
+
+def _reproduction(model: str | None, space, as_json: bool) -> None:
+    from chipletcloud.studies.attribution import authors_optima, reproduction
+
+    models = [model] if model else None
+    n = len([p for p in authors_optima() if not models or p["model"] in models])
+    with _progress(n, "reproduction", not as_json) as step:
+        rows = reproduction(models, "authors", space, progress=step)
+    if as_json:
+        _emit_json({"preset": "authors", "rows": rows})
+        return
+    t = Table(title="The authors' code's optima against this project's `authors` preset")
+    cols = ("model", "authors $/M", "die", "chips", "same point here", "x", "optimum here", "x")
+    for col in (*cols, "die", "chips"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for r in rows:
+        a, pt, se = r["authors"], r["point"], r["search"]
+        t.add_row(
+            r["model"],
+            f"{a['usd_per_million_tokens']:.4f}",
+            f"{a['die_area_mm2']:.0f}",
+            str(a["chips_per_server"]),
+            "-" if pt is None else f"{pt['usd_per_million_tokens']:.4f}",
+            "-" if pt is None else f"{r['point_ratio']:.3f}",
+            "-" if se is None else f"{se['usd_per_million_tokens']:.4f}",
+            "-" if se is None else f"{r['search_ratio']:.3f}",
+            "-" if se is None else f"{se['die_area_mm2']:.0f}",
+            "-" if se is None else str(se["chips_per_server"]),
+        )
+    out.print(t)
+
+
+@app.command()
 def reproduce(
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")],
     quick: Annotated[bool, typer.Option("--quick", help="A reduced space (< 60 s).")] = False,
@@ -658,6 +744,13 @@ def reproduce(
     sparsity: Annotated[float | None, typer.Option("--sparsity", help="Zero fraction.")] = None,
     sparse_format: Annotated[str | None, typer.Option("--sparse-format")] = None,
     index_bits: IndexBitsOpt = None,
+    attribute: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attribute",
+            help="Model of the attribution walk (repeat; default gpt3; 'none' for no walk).",
+        ),
+    ] = None,
 ) -> None:
     """The whole evaluation on defaults: phase 1, phase 2 for the eight paper models, the GPU/TPU
     comparison, the shared design, sparsity, the design studies, validation; figures,
@@ -684,6 +777,7 @@ def reproduce(
                 "sparse_format": sparse_format,
                 "index_bits": index_bits,
             },
+            attribute_models=_attribute_models(attribute),
         )
     elapsed = time.perf_counter() - t0
     s = summary["compare"]["summary"]
@@ -714,6 +808,15 @@ def reproduce(
         f"wrote {out_dir / 'report.html'} and {out_dir / 'summary.json'} "
         f"in {elapsed:.1f} s ({len(PAPER_MODELS)} models{', quick' if quick else ''})"
     )
+
+
+def _attribute_models(names: list[str] | None) -> tuple[str, ...]:
+    """``reproduce --attribute``: the models named (default gpt3), none for ``none``."""
+    from chipletcloud.report.reproduce import ATTRIBUTE_MODELS
+
+    if not names:
+        return ATTRIBUTE_MODELS
+    return () if any(n.lower() == "none" for n in names) else tuple(names)
 
 
 @app.command()

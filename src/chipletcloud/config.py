@@ -134,6 +134,12 @@ class TechParams(_Strict):
     sram_activation_read_pj_per_byte: float = Field(ge=0)
     hbm_read_pj_per_byte: float = Field(ge=0)
     dram_read_pj_per_byte: float = Field(ge=0)
+    logic_leakage_w_per_mm2: float = Field(ge=0)
+    sram_leakage_w_per_mb: float = Field(ge=0)
+    # achieved fractions of peak on the ASIC (Choices.asic_efficiency "derated"): each in (0, 1]
+    asic_matmul_flops_efficiency: float = Field(gt=0, le=1)
+    asic_attention_flops_efficiency: float = Field(gt=0, le=1)
+    asic_sram_bandwidth_efficiency: float = Field(gt=0, le=1)
 
 
 class LinkParams(_Strict):
@@ -218,6 +224,10 @@ class ServerParams(_Strict):
     lane_silicon_min_mm2: float = Field(ge=0)
     lane_silicon_max_mm2: float = Field(gt=0)
     server_max_chip_power_w: float = Field(gt=0)
+    rack_usd: float = Field(ge=0)
+    rack_power_w: float = Field(gt=0)
+    network_usd_per_server: float = Field(ge=0)
+    package_assembly_usd_per_package: float = Field(ge=0)
 
 
 class TcoParams(_Strict):
@@ -233,6 +243,22 @@ class TcoParams(_Strict):
     server_opex_fraction: float = Field(ge=0)
     billing_hours_per_year: float = Field(gt=0)
     seconds_per_year: float = Field(gt=0)
+    deployment_servers: float = Field(gt=0)
+
+
+class NreParams(_Strict):
+    """Non-recurring engineering of one tape-out (data/nre/*.yaml), USD; docs/tco.md#nre."""
+
+    masks_usd: float = Field(ge=0)
+    ip_usd: float = Field(ge=0)
+    eda_usd: float = Field(ge=0)
+    design_usd: float = Field(ge=0)
+    validation_usd: float = Field(ge=0)
+
+    @property
+    def total_usd(self) -> float:
+        """Masks + IP + EDA + design + validation (USD)."""
+        return self.masks_usd + self.ip_usd + self.eda_usd + self.design_usd + self.validation_usd
 
 
 class Choices(_Strict):
@@ -243,7 +269,16 @@ class Choices(_Strict):
     package_cost_model: Literal["organic", "linear"] = "organic"
     heatsink_allowance_factor: float = Field(default=2.0, gt=0)
     include_host_cost: bool = True
-    power_source: Literal["tdp", "tdp_utilisation", "energy"] = "energy"
+    #: docs/tco.md#which-power-is-charged; ``tdp_capacity``: datacentre capacity at TDP,
+    #: electricity at the mean power of the mapped workload (the same rule for the baselines).
+    power_source: Literal["tdp", "tdp_utilisation", "energy", "tdp_capacity"] = "energy"
+    #: docs/hardware-model.md#chip-power: ``authors_density`` = 1.3 W/TFLOPS + IO (the authors'
+    #: rule); ``components`` = MACs, SRAM at full bandwidth, decoders, IO and leakage.
+    chip_power_model: Literal["authors_density", "components"] = "authors_density"
+    #: Rack share, network share and package assembly on the server bill (docs/hardware-model.md).
+    full_bom: bool = False
+    #: The tape-out's NRE amortised over tco.deployment_servers as a TCO term (docs/tco.md#nre).
+    include_nre: bool = False
     latency_model: Literal["isca24", "v1"] = "isca24"
     chip_topology: Literal["ring", "mesh2d", "torus2d", "full", "switch"] = "torus2d"
     collective_algorithms: list[
@@ -252,6 +287,26 @@ class Choices(_Strict):
         default=["ring", "recursive_doubling", "one_shot", "two_shot", "hierarchical"],
         min_length=1,
     )
+    #: ``serial``: a micro-batch's activations cross to the next pipeline stage after its
+    #: compute (docs/inference-model.md); ``none``: the transfer is free, as in the authors' code
+    #: (docs/attribution.md).
+    stage_transfer: Literal["serial", "none"] = "serial"
+    #: Defects of the authors' model as named choices (docs/inference-model.md#defects-of-the-
+    #: authors-model-fixed-here); the first value of each is this project's fix, the second the
+    #: authors' behaviour. ``gqa_kv_reads``: KV reads per KV head (GQA/MQA cut the traffic) or per
+    #: query head (only the capacity shrinks); ``kv_read_energy``: KV read energy for every
+    #: sequence or once per micro-batch; ``prefill_attention_flops``: causal P (P + 1) / 2
+    #: query-key pairs or that count divided by the prompt length.
+    gqa_kv_reads: Literal["per_kv_head", "per_query_head"] = "per_kv_head"
+    kv_read_energy: Literal["per_sequence", "per_micro_batch"] = "per_sequence"
+    prefill_attention_flops: Literal["causal", "authors"] = "causal"
+    #: ``ideal``: the ASIC reaches 100% of its peak FLOP/s and SRAM bandwidth; ``derated``: the
+    #: tech card's sourced fractions per op type (docs/inference-model.md#achieved-efficiency).
+    asic_efficiency: Literal["ideal", "derated"] = "ideal"
+    #: the energy model's mean chip power includes the static power (IO cells, other blocks and,
+    #: under ``chip_power_model = components``, leakage) while serving; off in the authors' code,
+    #: whose energy model has FMA, SRAM, HBM and DRAM energies only (docs/attribution.md)
+    static_power: bool = True
 
 
 class WorkloadSpec(_Strict):
@@ -275,6 +330,9 @@ class WorkloadSpec(_Strict):
     sparsity: float = Field(default=0.0, ge=0.0, lt=1.0)
     sparse_format: Literal["value_index", "bitmask", "nm24", "dense"] = "value_index"
     index_bits: int = Field(default=8, ge=1, le=16)
+    #: the authors' code has Gopher's d_model as 16,328 (a typo): when set, a paper shape whose
+    #: card records such a value (``paper_shape.authors_code_hidden_size``) uses it
+    authors_gopher_typo: bool = False
 
 
 class SearchSpec(_Strict):
@@ -285,7 +343,9 @@ class SearchSpec(_Strict):
     ``uneven_pipeline`` allows stages of unequal size (the slowest sets the pace), as the v1 model
     did (3 units a layer: attention, MLP in, MLP out). ``whole_heads`` admits only tensor degrees
     that divide the attention heads (each chip computes whole heads; by default a chip may hold
-    a fraction of a head, as the authors' model allows)."""
+    a fraction of a head, as the authors' model allows). ``server_count_range`` = [first, last]
+    searches every server count in that range instead of the capacity minimum times the
+    multipliers (the authors' code searched 1..128 servers: docs/attribution.md)."""
 
     batch_sizes: list[int] = Field(
         default=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], min_length=1
@@ -295,6 +355,25 @@ class SearchSpec(_Strict):
     whole_heads: bool = False
     units_per_layer: int = Field(default=1, ge=1, le=3)
     uneven_pipeline: bool = False
+    server_count_range: tuple[int, int] | None = None
+    #: how a tensor group wider than the KV heads (MQA/GQA) holds the KV cache, both searched:
+    #: ``replicate`` (each chip a copy of its KV head for all sequences) or ``split`` (the
+    #: sequences sharded over the chips sharing a KV head, an all-to-all of the queries and
+    #: attention outputs a layer; Pope et al., MLSys 2023); docs/inference-model.md#kv-heads
+    kv_modes: list[Literal["replicate", "split"]] = Field(
+        default=["replicate", "split"], min_length=1
+    )
+    #: assign layers to stages so that the slowest stage, the LM head counted on the last one,
+    #: is as short as it can be (the last stage gets fewer layers; the pipeline degree need not
+    #: divide the layers): docs/inference-model.md#balanced-stages
+    balance_stages: bool = False
+
+    @field_validator("server_count_range")
+    @classmethod
+    def _count_range(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not (1 <= v[0] <= v[1] <= 100_000):
+            raise ValueError("must be [first, last] with 1 <= first <= last <= 100000")
+        return v
 
     @field_validator("batch_sizes")
     @classmethod
@@ -310,6 +389,11 @@ class SearchSpec(_Strict):
             raise ValueError("server multipliers must lie in [1, 1000]")
         return sorted(set(v))
 
+    @field_validator("kv_modes")
+    @classmethod
+    def _kv_modes(cls, v: list[str]) -> list[str]:
+        return [m for m in ("replicate", "split") if m in v]  # each once, in a fixed order
+
 
 class Preset(_Strict):
     """A preset file: which cards, which choices, which overrides."""
@@ -321,10 +405,113 @@ class Preset(_Strict):
     tco: str = "asic_clouds"
     thermal: str = "thermal"
     link: str = "serdes_7nm"
+    nre: str = "7nm"
     choices: Choices = Choices()
     workload: WorkloadSpec = WorkloadSpec()
     search: SearchSpec = SearchSpec()
     overrides: dict[str, Quantity] = {}
+    #: Switches (data/attribution/switches.yaml) set to the authors' code's behaviour, or
+    #: ``[all]``: applied on top of the fields above when the preset is resolved.
+    authors: list[str] = []
+
+
+# --------------------------------------------------------------------------------------------------
+# Switches: every modelling difference from the authors' code, named (docs/attribution.md)
+
+
+class Switch(_Strict):
+    """One named difference from the authors' ISCA-era code: the preset settings (dotted paths:
+    ``link``, ``choices.X``, ``workload.X``, ``search.X``, ``overrides.GROUP.NAME``) that give
+    the authors' behaviour. The other behaviour is whatever the preset being attributed says."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    summary: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    authors: dict[str, Any] = Field(min_length=1)
+
+
+class SwitchFile(_Strict):
+    switches: list[Switch] = Field(min_length=1)
+
+
+@cache
+def switches() -> tuple[Switch, ...]:
+    """The switch registry, in the order ``attribute`` flips them (authors -> default)."""
+    raw = read_yaml(DATA / "attribution" / "switches.yaml", "switches")
+    try:
+        out = tuple(SwitchFile.model_validate(raw).switches)
+    except ValidationError as exc:
+        raise validation_to_input_error(exc, "switches") from exc
+    names = [s.name for s in out]
+    if len(set(names)) != len(names):
+        raise InputError("switches", names, "unique switch names")
+    return out
+
+
+def switch_names() -> list[str]:
+    return [s.name for s in switches()]
+
+
+def check_switch_names(names: list[str], field: str = "switch") -> list[str]:
+    """``names`` with ``all`` expanded, in registry order; an unknown name is an InputError."""
+    known = switch_names()
+    for n in names:
+        if n != "all" and n not in known:
+            raise InputError(field, n, "one of " + ", ".join(known) + " (or all)")
+    if "all" in names:
+        return known
+    return [n for n in known if n in names]
+
+
+def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
+    head, _, rest = path.partition(".")
+    if head == "overrides":
+        raw.setdefault("overrides", {})[rest] = value
+    elif rest:
+        raw.setdefault(head, {})[rest] = value
+    else:
+        raw[head] = value
+
+
+def _get_path(raw: dict[str, Any], path: str) -> Any:
+    head, _, rest = path.partition(".")
+    if head == "overrides":
+        return raw.get("overrides", {}).get(rest)
+    return raw.get(head, {}).get(rest) if rest else raw.get(head)
+
+
+def with_switches(preset: Preset, authors: list[str], name: str | None = None) -> Preset:
+    """``preset`` with the named switches (or ``all``), and those of its own ``authors`` list,
+    set to the authors' code's behaviour; the result's ``authors`` list is empty."""
+    names = check_switch_names([*preset.authors, *authors], "preset.authors")
+    raw = preset.model_dump()
+    raw["authors"] = []
+    for sw in switches():
+        if sw.name in names:
+            for path, value in sw.authors.items():
+                _set_path(raw, path, value)
+    if name is not None:
+        raw["name"] = name
+    try:
+        return Preset.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_to_input_error(exc, "preset") from exc
+
+
+def restore_switch(preset: Preset, base: Preset, switch: Switch) -> Preset:
+    """``preset`` with ``switch``'s settings taken back from ``base`` (a resolved-switch-free
+    preset): one step of the walk from the authors' behaviour to ``base``."""
+    raw, ref = preset.model_dump(), base.model_dump()
+    for path in switch.authors:
+        head, _, rest = path.partition(".")
+        if head == "overrides" and rest not in ref.get("overrides", {}):
+            raw.get("overrides", {}).pop(rest, None)
+        else:
+            _set_path(raw, path, _get_path(ref, path))
+    try:
+        return Preset.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_to_input_error(exc, "preset") from exc
 
 
 @dataclass(frozen=True)
@@ -339,6 +526,7 @@ class Params:
     link: LinkParams
     choices: Choices
     sources: dict[str, Quantity]
+    nre: NreParams | None = None  # set by resolve(); data/nre/<preset.nre>.yaml
 
     def with_workload(self, **changes: Any) -> Params:
         """A copy with workload fields changed (``None`` values are ignored)."""
@@ -366,8 +554,33 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in (DATA / "presets").iterdir() if p.name.endswith(".yaml"))
 
 
-def load_preset(name_or_path: str = "isca24") -> Preset:
-    """Load a built-in preset by name, or a user's preset YAML by path."""
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: mappings merged key by key, anything else replaced."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
+def load_preset(name_or_path: str = "isca24", _depth: int = 0) -> Preset:
+    """Load a built-in preset by name, or a user's preset YAML by path. A preset with
+    ``extends: NAME|PATH`` starts from that preset and changes only what it states (mappings
+    merged key by key)."""
+    raw = _preset_raw(name_or_path)
+    base = raw.pop("extends", None)
+    if base is not None:
+        if _depth >= 8 or not isinstance(base, str):
+            raise InputError("preset.extends", base, "a preset name or path, at most 8 deep")
+        parent = load_preset(base, _depth + 1).model_dump()
+        parent.pop("description", None)
+        raw = _merge(parent, raw)
+    try:
+        return Preset.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_to_input_error(exc, "preset") from exc
+
+
+def _preset_raw(name_or_path: str) -> dict[str, Any]:
     path = Path(name_or_path)
     if name_or_path in preset_names():
         raw = read_yaml(DATA / "presets" / f"{name_or_path}.yaml", "preset")
@@ -378,10 +591,7 @@ def load_preset(name_or_path: str = "isca24") -> Preset:
         raise InputError("preset", name_or_path, allowed)
     if not isinstance(raw, dict):
         raise InputError("preset", name_or_path, "a YAML mapping")
-    try:
-        return Preset.model_validate(raw)
-    except ValidationError as exc:
-        raise validation_to_input_error(exc, "preset") from exc
+    return raw
 
 
 _GROUPS = {
@@ -390,6 +600,7 @@ _GROUPS = {
     "tco": TcoParams,
     "thermal": None,
     "link": LinkParams,
+    "nre": NreParams,
 }
 
 
@@ -397,6 +608,8 @@ def resolve(preset: Preset | str = "isca24") -> Params:
     """Resolve a preset into typed parameters (cards + overrides)."""
     if isinstance(preset, str):
         preset = load_preset(preset)
+    if preset.authors:
+        preset = with_switches(preset, [])
     values: dict[str, dict[str, Quantity]] = {
         group: dict(load_card(group if group != "thermal" else "tech", getattr(preset, group)))
         for group in _GROUPS
@@ -405,8 +618,8 @@ def resolve(preset: Preset | str = "isca24") -> Params:
         group, _, name = key.partition(".")
         if group not in values or name not in values[group]:
             allowed = (
-                "GROUP.NAME with GROUP in tech, server, tco, thermal, link and NAME a key of that"
-                " card"
+                "GROUP.NAME with GROUP in tech, server, tco, thermal, link, nre and NAME a key of"
+                " that card"
             )
             raise InputError(f"preset.overrides.{key}", q.value, allowed)
         values[group][name] = q

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from test_attribution_figure import make_study as make_attribution_study
 from test_hop_latency_figure import make_study
 from test_report_browser import MODELS, make_run
 
@@ -18,6 +19,7 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("plotdata")
     summary = make_run(root)
     summary["studies"].setdefault("hop_latency", make_study())  # every figure has data
+    summary["studies"].setdefault("attribution", make_attribution_study())
     return summary, root
 
 

@@ -8,6 +8,8 @@ have the same fields as the measured-hardware cases of :mod:`chipletcloud.baseli
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from chipletcloud.baselines.asic_measured import asic_measured_cases
@@ -67,6 +69,13 @@ def asic_cases(
     skips the searches already done."""
     units = {"tpot_s": "s/token", "prefill_s": "s", "throughput_tokens_per_s": "tokens/s"}
     records = []
+    # the event-level simulation runs equal stages of L / p layers with KV heads replicated: the
+    # check searches that part of the mapping space (and ignores ``results`` searched otherwise)
+    srch = params.preset.search
+    if srch.balance_stages or "split" in srch.kv_modes:
+        even = srch.model_copy(update={"balance_stages": False, "kv_modes": ["replicate"]})
+        params = replace(params, preset=params.preset.model_copy(update={"search": even}))
+        results = None
     system, _ = software.system_from_servers(table, params)
     wl = software.workload(params.preset.workload)
     for name in models or PAPER_MODELS:

@@ -7,9 +7,13 @@ up, tensor x pipeline splits, batches and micro-batches; its cost per token is p
 * **rented**: devices x USD per device-hour / tokens per hour (the price card's default row; the
   paper's $1.10 per A100-hour and $1.45 per TPU v4 chip-hour);
 * **fabricated**: what a device costs to build and run in-house, from first principles (die, HBM,
-  package, board, server and network share per device, device TDP plus its share of host and
-  network power), through the same TCO model as Chiplet Cloud (same life, interest, electricity,
-  PUE, datacenter).
+  package, board, server and network share per device, with ``full_bom`` its rack share by the
+  ASIC servers' rule; device TDP plus its share of host and network power), through the same TCO
+  model as Chiplet Cloud (same life, interest, electricity, PUE, datacenter) and the same
+  provisioning rule: under ``power_source = tdp_capacity`` the datacentre capacity is charged at
+  TDP plus overhead and the electricity at the mapping's mean device power (the simulator's) plus
+  overhead (:func:`fabricated_usd_per_device_s`); under the older power sources at TDP plus
+  overhead throughout.
 
 The baseline's point is its cheapest mapping, whatever its latency (the baseline gets the same or
 a looser latency than Chiplet Cloud); ``ratio_at_cc_latency`` adds the cheapest baseline mapping no
@@ -28,6 +32,7 @@ from chipletcloud.baselines.devices import DeviceCard, load_device, load_prices
 from chipletcloud.baselines.hbm import device_system
 from chipletcloud.config import Params, load_card
 from chipletcloud.models import tco
+from chipletcloud.models.server import rack_share_usd
 from chipletcloud.perf import formulas as fm
 from chipletcloud.perf.analytic import simulate
 from chipletcloud.perf.workload import LayerShape, Workload
@@ -39,12 +44,19 @@ PAPER_RATIOS = {k: v for k, v in _HEADLINES.items() if not k.startswith("v1_")}
 V1_RATIOS = {k.removeprefix("v1_"): v for k, v in _HEADLINES.items() if k.startswith("v1_")}
 
 
-def device_tco_usd(card: DeviceCard, fabricated, params: Params) -> dict:
+def device_tco_usd(card: DeviceCard, fabricated, params: Params, mean_power_w=None) -> dict:
     """Capex, power and TCO over the server life of one in-house device (USD, W).
 
     ``fabricated`` is a price card (its ``fabricated`` items) or a plain mapping of the same keys
     to numbers: die, HBM per GB, package, board, server and network share, and the power overhead
-    per device beyond its TDP."""
+    per device beyond its TDP. With ``full_bom`` the device also pays its rack share by the ASIC
+    servers' rule (:func:`chipletcloud.models.server.rack_share_usd` of TDP + overhead; its
+    network share and its package assembly are already items of the card).
+
+    The datacentre is provisioned for ``power_w`` = TDP + overhead. Under ``power_source =
+    tdp_capacity``, with ``mean_power_w`` (the device's mean power while serving, W, a number or
+    an array of mappings), the electricity is billed at ``energy_power_w`` = min(mean, TDP) +
+    overhead (docs/tco.md#which-power-is-charged); otherwise at ``power_w``, as before."""
     items = getattr(fabricated, "fabricated", fabricated)
     f = {k: float(getattr(v, "value", v)) for k, v in items.items()}
     hbm_gb = card.value("hbm_bytes") / 1e9
@@ -56,50 +68,128 @@ def device_tco_usd(card: DeviceCard, fabricated, params: Params) -> dict:
         "server_usd": f["server_usd_per_device"],
         "network_usd": f["network_usd_per_device"],
     }
+    tdp, overhead = card.value("tdp_w"), f["server_power_overhead_w_per_device"]
+    power = tdp + overhead
+    if params.choices.full_bom:
+        parts["rack_usd"] = float(rack_share_usd(power, params.server))
     capex = sum(parts.values())
-    power = card.value("tdp_w") + f["server_power_overhead_w_per_device"]
-    total = tco.server_tco_usd(capex, power, params.tco.server_life_years, params.tco)
-    return {"capex_usd": capex, "power_w": power, "tco_usd": total, "parts": parts}
-
-
-def _grid(card: DeviceCard, shape: LayerShape, wl: Workload, batches):
-    """Device counts, tensor and pipeline degrees, batches and micro-batches to search."""
-    need = shape.weight_params * wl.weight_storage_bytes / card.value("hbm_bytes")
-    n_min = 2 ** max(0, math.ceil(math.log2(max(need / 0.9, 1.0))))
-    rows = []
-    for n in (n_min * 2**k for k in range(0, 5)):
-        tp = 1
-        while tp <= n:
-            pp = n // tp
-            if shape.num_layers % pp == 0:
-                for b in batches:
-                    m = b
-                    while m >= 1:
-                        if b % m == 0 and b // m <= max(pp, 1) * 2:
-                            rows.append((n, tp, pp, b, m))
-                        m //= 2
-            tp *= 2
-    return np.array(rows, dtype=float).T
-
-
-def baseline_search(card: DeviceCard, shape: LayerShape, wl: Workload, batches) -> dict:
-    """Every mapping of the grid on ``card`` (arrays): devices, tp, pp, batch, micro_batch,
-    feasible, tpot_s, throughput_tokens_per_s."""
-    n, tp, pp, b, m = _grid(card, shape, wl, batches)
-    system = device_system(card, "bf16" if wl.weight_bytes >= 2 else "int8", len(n))
-    servers = tp * pp / card.scale_up_domain
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sim = simulate(system, shape, wl, servers=servers, pp=pp, batch=b, micro_batch=m, tp=tp)
+    energy = power
+    if params.choices.power_source == "tdp_capacity" and mean_power_w is not None:
+        energy = np.minimum(np.asarray(mean_power_w, float), tdp) + overhead
+    total = tco.server_tco_usd(
+        capex, power, params.tco.server_life_years, params.tco, energy_power_w=energy
+    )
     return {
-        "devices": n,
-        "tp": tp,
-        "pp": pp,
-        "batch": b,
-        "micro_batch": m,
-        "feasible": np.asarray(sim["feasible"]),
-        "tpot_s": sim["tpot_s"],
-        "throughput_tokens_per_s": sim["throughput_tokens_per_s"],
+        "capex_usd": capex,
+        "power_w": power,
+        "energy_power_w": energy,
+        "overhead_w": overhead,
+        "tco_usd": total,
+        "parts": parts,
     }
+
+
+def fabricated_usd_per_device_s(card: DeviceCard, fabricated, params: Params, pts: dict):
+    """A fabricated device's TCO per second of its life for each mapping of ``pts``
+    (:func:`baseline_search`'s points; its ``chip_power_w`` sets the electricity under
+    ``tdp_capacity``): an array over the mappings, or one number when the power charged does
+    not depend on the mapping (:func:`device_tco_usd`)."""
+    fab = device_tco_usd(card, fabricated, params, pts.get("chip_power_w"))
+    return fab["tco_usd"] / tco.server_life_s(params.tco)
+
+
+#: The largest device count searched, as a multiple of the memory minimum rounded up to a power
+#: of two (:func:`device_range`).
+MAX_DEVICES_FACTOR = 16
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def tensor_degrees(heads: int, domain: int, limit: int, whole_heads: bool = True) -> list[int]:
+    """Tensor degrees up to ``limit`` searched on a device with ``domain`` devices a scale-up
+    domain, for a model with ``heads`` attention heads: powers of two up to the domain, multiples
+    of the domain beyond it (a tensor group spanning whole domains). With ``whole_heads`` (the
+    default, as GPU serving stacks require) only the divisors of ``heads``, each device computing
+    whole heads; without, the powers of two up to ``limit``."""
+    if whole_heads:
+        cand = _divisors(max(int(heads), 1))
+    else:
+        cand = [2**k for k in range(max(int(limit), 1).bit_length())]
+    return [
+        t
+        for t in cand
+        if t <= limit and ((t <= domain and t & (t - 1) == 0) or (t > domain and t % domain == 0))
+    ]
+
+
+def device_range(card: DeviceCard, shape: LayerShape, wl: Workload) -> tuple[int, int]:
+    """The device counts searched, ``(lo, hi)`` inclusive: ``lo`` = ceil(weights / HBM), below
+    which the weights alone do not fit; ``hi`` = :data:`MAX_DEVICES_FACTOR` x the memory minimum
+    with 10% headroom rounded up to a power of two, 2^ceil(log2(weights / (0.9 HBM)))."""
+    need = shape.weight_params * wl.weight_storage_bytes / card.value("hbm_bytes")
+    lo = max(1, math.ceil(need - 1e-9))
+    n_pow2 = 2 ** max(0, math.ceil(math.log2(max(need / 0.9, 1.0))))
+    return lo, MAX_DEVICES_FACTOR * n_pow2
+
+
+def _grid(card: DeviceCard, shape: LayerShape, wl: Workload, batches, whole_heads: bool = True):
+    """Device counts, tensor and pipeline degrees, batches and micro-batches to search
+    (docs/baselines.md): pipeline degree ``pp`` every divisor of the layers (as the Chiplet Cloud
+    search), tensor degree ``tp`` in :func:`tensor_degrees`, devices ``n = tp x pp`` within
+    :func:`device_range`; each batch of ``batches`` with its micro-batches halving from the batch
+    (dividing it) while batch / micro-batch <= 2 pp."""
+    lo, hi = device_range(card, shape, wl)
+    tps = tensor_degrees(shape.heads, card.scale_up_domain, hi, whole_heads)
+    rows = []
+    for pp in _divisors(shape.num_layers):
+        for tp in tps:
+            n = tp * pp
+            if not lo <= n <= hi:
+                continue
+            for b in batches:
+                m = b
+                while m >= 1:
+                    if b % m == 0 and b // m <= max(pp, 1) * 2:
+                        rows.append((n, tp, pp, b, m))
+                    m //= 2
+    return np.array(rows, dtype=float).reshape(-1, 5).T
+
+
+def baseline_search(
+    card: DeviceCard, shape: LayerShape, wl: Workload, batches, whole_heads: bool = True
+) -> dict:
+    """Every mapping of the grid on ``card`` (arrays): devices, tp, pp, batch, micro_batch,
+    feasible, tpot_s, throughput_tokens_per_s (all empty when the grid is)."""
+    keys = ("feasible", "tpot_s", "throughput_tokens_per_s", "chip_power_w")
+    parts = []
+    # KV heads replicated over the tensor group (whole heads a device), and, for grouped or
+    # multi-query attention, the KV cache split by sequence over the group (Pope et al. 2023's
+    # batch-sharded multi-query attention: every device computes all heads of its sequences, so
+    # any tensor degree serves): the same two modes as the Chiplet Cloud search
+    # (docs/inference-model.md#kv-heads)
+    for split in (0, 1) if shape.kv_heads < shape.heads else (0,):
+        n, tp, pp, b, m = _grid(card, shape, wl, batches, whole_heads and not split)
+        if not len(n):
+            continue
+        system = device_system(card, "bf16" if wl.weight_bytes >= 2 else "int8", len(n))
+        servers = tp * pp / card.scale_up_domain
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sim = simulate(
+                system, shape, wl, servers=servers, pp=pp, batch=b, micro_batch=m, tp=tp,
+                kv_split=split,
+            )  # fmt: skip
+        pts = {"devices": n, "tp": tp, "pp": pp, "batch": b, "micro_batch": m}
+        pts.update({k: np.asarray(sim[k]) for k in keys})
+        pts["kv_split"] = np.full(len(n), split)
+        parts.append(pts)
+    if not parts:
+        z = np.zeros(0)
+        empty = {k: (np.zeros(0, bool) if k == "feasible" else z) for k in keys}
+        return {"devices": z, "tp": z, "pp": z, "batch": z, "micro_batch": z, "kv_split": z,
+                **empty}  # fmt: skip
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def best_mapping(pts: dict, usd_per_device_s: float, max_tpot: float | None = None) -> dict | None:
@@ -115,7 +205,7 @@ def best_mapping(pts: dict, usd_per_device_s: float, max_tpot: float | None = No
     if not ok.any():
         return None
     i = int(np.flatnonzero(ok)[np.argmin(cost[ok])])
-    return {
+    out = {
         "usd_per_million_tokens": float(cost[i]),
         "devices": int(pts["devices"][i]),
         "tp": int(pts["tp"][i]),
@@ -125,6 +215,11 @@ def best_mapping(pts: dict, usd_per_device_s: float, max_tpot: float | None = No
         "latency_s_per_token": float(pts["tpot_s"][i]),
         "throughput_tokens_per_s": float(pts["throughput_tokens_per_s"][i]),
     }
+    if "kv_split" in pts:
+        out["kv_mode"] = "split" if pts["kv_split"][i] else "replicate"
+    if "chip_power_w" in pts:  # the simulator's mean power a device while serving (W)
+        out["mean_device_power_w"] = float(pts["chip_power_w"][i])
+    return out
 
 
 def compare_model(
@@ -136,14 +231,14 @@ def compare_model(
 ) -> dict:
     """Baselines for one model against its Chiplet Cloud TCO-optimal design card."""
     cc = cc_card["usd_per_million_tokens"]
-    life_s = tco.server_life_s(params.tco)
     out = {}
     for name in devices:
         card, prices = load_device(name), load_prices(name)
         pts = baseline_search(card, shape, wl, params.preset.search.batch_sizes)
         rent_s = prices.rented_usd_per_device_hour() / 3600.0
         fab = device_tco_usd(card, prices, params)
-        for kind, usd_s in (("rented", rent_s), ("fabricated", fab["tco_usd"] / life_s)):
+        fab_s = fabricated_usd_per_device_s(card, prices, params, pts)
+        for kind, usd_s in (("rented", rent_s), ("fabricated", fab_s)):
             best = best_mapping(pts, usd_s)
             if best is None:
                 continue
@@ -159,6 +254,12 @@ def compare_model(
             else:
                 best["device_capex_usd"] = fab["capex_usd"]
                 best["device_power_w"] = fab["power_w"]
+            if "mean_device_power_w" in best:  # energy a token at the chip, wall and facility
+                n_thr = best["devices"] / best["throughput_tokens_per_s"]
+                wall = min(best["mean_device_power_w"], card.value("tdp_w")) + fab["overhead_w"]
+                best["joules_per_token_chip"] = best["mean_device_power_w"] * n_thr
+                best["joules_per_token_wall"] = wall * n_thr
+                best["joules_per_token_facility"] = wall * n_thr * params.tco.pue
             out[f"{name}-{kind}"] = best
     return out
 

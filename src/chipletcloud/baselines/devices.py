@@ -61,6 +61,7 @@ OPTIONAL_CONSTANTS: tuple[str, ...] = (
     "peak_int4_ops",
     "peak_fp4_flops",
     "hbm_stacks",
+    "idle_power_w",
 )
 #: Fractions of peak: must lie in (0, 1].
 EFFICIENCY_CONSTANTS: tuple[str, ...] = ("flops_efficiency", "hbm_efficiency", "link_efficiency")

@@ -78,7 +78,8 @@ def device_system(
     """``n`` identical rows describing one device of ``card`` (see the module docstring).
 
     Energies per FMA, per HBM byte read and per on-chip activation byte come from the
-    technology card ``tech`` (default: ``data/tech/7nm.yaml``).
+    technology card ``tech`` (default: ``data/tech/7nm.yaml``); the static power a device is the
+    card's measured ``idle_power_w`` where it has one (A100, TPU v4), else 0.
 
     Links run at ``link_efficiency`` of their nominal bandwidth (NCCL/ICI protocol overheads);
     all-reduces follow the scale-up topology (a ring on NVSwitch, one ring per dimension on a
@@ -107,7 +108,7 @@ def device_system(
         fma_j=t.fma_energy_pj * 1e-12,
         mem_j_per_byte=t.hbm_read_pj_per_byte * 1e-12,
         act_j_per_byte=t.sram_activation_read_pj_per_byte * 1e-12,
-        static_w_per_chip=0.0,
+        static_w_per_chip=_optional(card, "idle_power_w", 0.0),
         flops_eff=v("flops_efficiency"),
         mem_eff=v("hbm_efficiency"),
         op_overhead_s=v("kernel_overhead_s"),

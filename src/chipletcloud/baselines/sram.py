@@ -300,6 +300,7 @@ def design_table(card: SramCard, params) -> dict:
             server_tdp_w=power["server_tdp_w"],
             server=srv,
             include_host_cost=params.choices.include_host_cost,
+            full_bom=params.choices.full_bom,
         )
         server_cost = float(bom["server_cost_usd"][0])
     else:

@@ -68,7 +68,9 @@ def evaluate_servers(cand: dict[str, np.ndarray], params: Params) -> dict[str, n
     keys = np.stack([cand["die_area_mm2"], cand["mac_ratio"], cand["operational_intensity"]], 1)
     uniq, inv = np.unique(keys, axis=0, return_inverse=True)
     inv = inv.ravel()
-    chips = chipm.evaluate_chips(uniq[:, 0], uniq[:, 1], uniq[:, 2], tech, ch.sram_area_model)
+    chips = chipm.evaluate_chips(
+        uniq[:, 0], uniq[:, 1], uniq[:, 2], tech, ch.sram_area_model, ch.chip_power_model
+    )
     out: dict[str, np.ndarray] = {"server_id": np.arange(n, dtype=np.int64)}
     out.update(cand)
     for k, v in chips.items():
@@ -121,6 +123,7 @@ def evaluate_servers(cand: dict[str, np.ndarray], params: Params) -> dict[str, n
             server_tdp_w=out["server_tdp_w"],
             server=srv,
             include_host_cost=ch.include_host_cost,
+            full_bom=ch.full_bom,
         )
     )
     out.update(

@@ -23,6 +23,7 @@ def _chunk(
     s,
     mults,
     pps,
+    splits,
     batches,
     pair_b,
     pair_m,
@@ -40,7 +41,8 @@ def _chunk(
     Writes out only the *candidates*: feasible points that no point of the given front
     (``front_*``: sorted by cost, latency strictly falling) strictly dominates; row i's candidates
     are ``cand_*[i, :n_cand[i]]`` in mapping order. Also the cheapest cost of each design and the
-    status counts per design (feasible, invalid mapping, does not fit).
+    status counts per design (feasible, invalid mapping, does not fit). ``splits[a]`` (1 or 0)
+    says whether pipeline entry ``a`` shards the KV cache by sequence (the grid's KV mode).
     """
     nd = des.shape[0]
     nb = batches.shape[0]
@@ -51,8 +53,10 @@ def _chunk(
     prompt, gen = s[pf.S_P], s[pf.S_G]
     c = prompt + gen / 2.0
     max_ctx = prompt + gen
-    layer_p = s[pf.S_ATTN] + s[pf.S_MLPS]
+    layer_p = s[pf.S_LAYERP]
+    whole = s[pf.S_WHOLE]
     seq_fl, seq_kv1, seq_act = pf.per_sequence(s)
+    pre_pairs = pf.prefill_pairs(prompt, s[pf.S_PREATT])  # a prompt's query-key pairs
     w_run = np.empty(nb)  # weight bytes of one micro-batch over the run, by micro-batch size
     for cc in range(nb):
         m = batches[cc]
@@ -66,7 +70,7 @@ def _chunk(
         bw = des[i, pf.D_BW] * des[i, pf.D_MEFF]
         side = pf.systolic_side(des[i, pf.D_F], des[i, pf.D_CLOCK])
         cps = des[i, pf.D_CPS]
-        chip = (f, bw, side, des[i, pf.D_OVH])
+        chip = (f, bw, side, des[i, pf.D_OVH], des[i, pf.D_AEFF])
         net = (
             cps,
             des[i, pf.D_CBW],
@@ -93,35 +97,43 @@ def _chunk(
                 pp = float(pps[a])
                 tp = pf.tensor_degree(n_srv, cps, pp)
                 base = (kk * npp + a) * npair
-                if n_srv > s[pf.S_MAXS] or not pf.tensor_degree_valid(tp, heads, s[pf.S_WHOLE]):
+                # whole heads a chip, unless attention is split by sequence (each chip then
+                # computes every head of its own sequences)
+                whole_a = s[pf.S_WHOLE] * (1.0 - float(splits[a]))
+                if n_srv > s[pf.S_MAXS] or not pf.tensor_degree_valid(tp, heads, whole_a):
                     n_bad += npair
                     continue
-                layers = pf.stage_layers(L, pp, s[pf.S_UNITS])
-                kvh = pf.kv_heads_per_chip(heads, kv_heads, tp)
-                w_chip = pf.weight_bytes_per_chip(
-                    layers, layer_p, s[pf.S_HEADP], s[pf.S_HEADMM], pp, tp, s[pf.S_WSTORE]
+                full, last = pf.balanced_stage_layers(
+                    L, pp, s[pf.S_UNITS], s[pf.S_HEADL], s[pf.S_BAL]
                 )
+                r = pf.kv_split_chips(heads, kv_heads, tp, float(splits[a]))
+                kvh = pf.chip_kv_heads(heads, kv_heads, tp, whole)
+                kvh_read = pf.kv_read_heads_per_chip(heads, kv_heads, tp, s[pf.S_KVQ], whole, r)
                 # batch sizes whose KV fits (KV grows with the batch: a prefix of ``batches``)
                 nfit = 0
                 for cc in range(nb):
-                    kv_chip = pf.kv_bytes_per_chip(
-                        layers, batches[cc], max_ctx, hd, kvh, s[pf.S_KVB], s[pf.S_KVCAP]
+                    seqs = pf.sequences_per_chip(float(batches[cc]), r)
+                    kv_layer = pf.kv_bytes_per_chip(
+                        1.0, seqs, max_ctx, hd, kvh, s[pf.S_KVB], s[pf.S_KVCAP]
                     )
+                    w_chip, kv_chip = pf.stage_memory(
+                        full, last, layer_p, s[pf.S_HEADP], s[pf.S_HEADMM], s[pf.S_EMBED],
+                        pp, tp, s[pf.S_WSTORE], kv_layer, s[pf.S_BAL],
+                    )  # fmt: skip
                     if w_chip + kv_chip > des[i, pf.D_MEM]:
                         break
                     nfit += 1
                 # stage times depend on the micro-batch only: once per micro-batch size
-                mp = (layers, tp, kvh, float(n_srv), pp)
+                mp = (full, last, tp, kvh_read, float(n_srv), pp, r)
                 plan = pf.plan_collectives(net, float(n_srv), tp, pp)
                 for cc in range(nfit):
                     m = float(batches[cc])
                     dec[cc] = pf.stage_s(s, chip, net, plan, mp, m, m * c, m * c, m)
-                    rows = m * prompt  # the prompt's causal query-key pairs
-                    pre[cc] = pf.stage_s(
-                        s, chip, net, plan, mp, rows, rows * (prompt + 1.0) / 2.0, rows, m
-                    )
+                    rows = m * prompt
+                    pre[cc] = pf.stage_s(s, chip, net, plan, mp, rows, m * pre_pairs, rows, m)
                 chips = pp * tp
-                seq_kv = seq_kv1 * kvh * tp / kv_heads  # replicated KV heads: each copy is read
+                # replicated KV heads: each copy is read; split: each sequence on one chip of r
+                seq_kv = seq_kv1 * kvh_read * tp / r
                 for pi in range(npair):
                     B = float(pair_b[pi])
                     cc = pair_m[pi]
@@ -172,6 +184,7 @@ def _args(system, pricing, shape, wl, grid, nmin, max_servers, latency_model="is
         s,
         grid.multipliers.astype(float),
         grid.pp.astype(np.int64),
+        grid.kv_split.astype(np.int64),
         grid.batches.astype(np.int64),
         grid.pair_batch.astype(np.int64),
         grid.pair_micro.astype(np.int64),
@@ -183,7 +196,7 @@ def _run(args, sl, front_cost, front_lat):
     latencies) of the candidates, the cheapest cost per design and the status counts."""
     des, rest = np.ascontiguousarray(args[0][sl]), args[1:]
     n = des.shape[0]
-    npoints = len(args[2]) * len(args[3]) * len(args[5])
+    npoints = len(args[2]) * len(args[3]) * len(args[6])
     cand_j = np.empty((n, npoints), np.int64)  # touched only where written
     cand_c = np.empty((n, npoints))
     cand_l = np.empty((n, npoints))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from chipletcloud.perf.codes import (
     DOES_NOT_FIT,
     FEASIBLE,
     INVALID_MAPPING,
+    POWER_SOURCES,
     STATUS_NAMES,
     TOPOLOGIES,
     TOPOLOGY_DIMS,
@@ -49,10 +50,17 @@ from chipletcloud.sparsity.capacity import effective_ratio
 
 def model_shape(spec: ModelSpec, wl: WorkloadSpec) -> LayerShape:
     """The shape the preset evaluates: the paper's simplified one (when the card has one and the
-    preset asks for it; embeddings per ``include_embeddings``, off for the authors' 12 L d^2), or
-    the real one with its embeddings and LM head."""
-    if wl.model_shape == "paper" and spec.paper_shape is not None:
-        return LayerShape.from_spec(spec.paper(), include_embeddings=wl.include_embeddings)
+    preset asks for it; counted the authors' way, 12 L d^2 in the layers; embeddings per
+    ``include_embeddings``, off for the authors' 12 L d^2; with ``authors_gopher_typo`` at the
+    card's ``authors_code_hidden_size``), or the real one with all its parameters."""
+    ps = spec.paper_shape
+    if wl.model_shape == "paper" and ps is not None:
+        shape = LayerShape.from_spec(
+            spec.paper(), include_embeddings=wl.include_embeddings, paper=True
+        )
+        if wl.authors_gopher_typo and ps.authors_code_hidden_size is not None:
+            shape = shape.rescaled(ps.authors_code_hidden_size)
+        return shape
     return LayerShape.from_spec(spec, include_embeddings=True)
 
 
@@ -95,13 +103,34 @@ TABLE_SYSTEM_COLUMNS = (
 )
 
 
+def asic_efficiency(params: Params) -> dict[str, float]:
+    """The ASIC's achieved fractions of peak as :class:`System` fields
+    (docs/inference-model.md#achieved-efficiency): all 1 with ``asic_efficiency: ideal`` (the
+    authors' assumption); with ``derated`` the tech card's matmul FLOP/s and SRAM bandwidth
+    fractions, and attention at the card's attention fraction of peak (``attn_eff`` is relative
+    to the matmuls')."""
+    t = params.tech
+    if params.choices.asic_efficiency == "ideal":
+        return {"flops_eff": 1.0, "mem_eff": 1.0, "attn_eff": 1.0}
+    return {
+        "flops_eff": t.asic_matmul_flops_efficiency,
+        "mem_eff": t.asic_sram_bandwidth_efficiency,
+        "attn_eff": t.asic_attention_flops_efficiency / t.asic_matmul_flops_efficiency,
+    }
+
+
 def system_from_servers(table: dict[str, np.ndarray], params: Params) -> tuple[System, Pricing]:
     """Simulator and pricing inputs for every row of a phase-1 servers table (the interconnect
     from the preset's link card and choices, unless the table has
-    :data:`TABLE_SYSTEM_COLUMNS`)."""
+    :data:`TABLE_SYSTEM_COLUMNS`). A chip's static power is its IO cells and other blocks plus
+    the table's ``leakage_power_w`` (0 under ``chip_power_model = authors_density``; none at all
+    without ``static_power``, as in the authors' energy model); the
+    pricing carries the TCO's electricity coefficient (for ``power_source = tdp_capacity``), the
+    PUE and, with ``include_nre``, each server's share of the NRE (docs/tco.md)."""
     t = params.tech
     n = len(table["server_id"])
     io_w = t.io_cells_per_chip * t.io_cell_power_w + t.other_power_w
+    leak = np.asarray(table.get("leakage_power_w", np.zeros(n)), float)
     kw = dict(
         flops=table["tflops_per_chip"] * 1e12,
         mem_bytes=table["sram_bytes_per_chip"],
@@ -120,9 +149,8 @@ def system_from_servers(table: dict[str, np.ndarray], params: Params) -> tuple[S
         fma_j=t.fma_energy_pj * 1e-12,
         mem_j_per_byte=t.sram_weight_read_pj_per_byte * 1e-12,
         act_j_per_byte=t.sram_activation_read_pj_per_byte * 1e-12,
-        static_w_per_chip=io_w,
-        flops_eff=1.0,
-        mem_eff=1.0,
+        static_w_per_chip=(io_w + leak) if params.choices.static_power else np.zeros(n),
+        **asic_efficiency(params),
         op_overhead_s=0.0,
         clock_hz=t.clock_ghz * 1e9,
     )
@@ -130,6 +158,10 @@ def system_from_servers(table: dict[str, np.ndarray], params: Params) -> tuple[S
     kw.update({f: np.asarray(table[f], float) for f in TABLE_SYSTEM_COLUMNS if f in table})
     system = System.broadcast(**kw)
     a, b = tco.tco_coefficients(params.tco)
+    _, _, b_energy = tco.tco_coefficients_split(params.tco)
+    nre = 0.0
+    if params.choices.include_nre:
+        nre = tco.nre_usd_per_server(nre_params(params).total_usd, params.tco.deployment_servers)
     life = params.tco.server_life_years
     interest = float(tco.loan_interest_usd(1.0, params.tco.interest_rate_per_year, life))
     pricing = Pricing(
@@ -142,20 +174,38 @@ def system_from_servers(table: dict[str, np.ndarray], params: Params) -> tuple[S
         fixed_per_usd=1.0 + interest,
         life_s=tco.server_life_s(params.tco),
         power_source=params.choices.power_source,
+        b_energy_per_w=b_energy,
+        nre_usd_per_server=nre,
+        pue=params.tco.pue,
     )
     return system, pricing
+
+
+def nre_params(params: Params):
+    """The NRE card of ``params`` (data/nre/<preset.nre>.yaml)."""
+    from chipletcloud.config import card_params
+
+    return params.nre if params.nre is not None else card_params("nre", params.preset.nre)
 
 
 @dataclass(frozen=True)
 class MappingGrid:
     """The mapping axes shared by all designs for one model: server multipliers, pipeline degrees
-    and the (batch, micro-batch) pairs with the micro-batch dividing the batch."""
+    and the (batch, micro-batch) pairs with the micro-batch dividing the batch. ``kv_split``
+    (1 or 0, aligned with ``pp``) is the KV mode of each pipeline entry: a model with fewer KV
+    heads than query heads has each pipeline degree once per searched mode
+    (``SearchSpec.kv_modes``)."""
 
     multipliers: np.ndarray
     pp: np.ndarray
     batches: np.ndarray
     pair_batch: np.ndarray
     pair_micro: np.ndarray  # index into ``batches``
+    kv_split: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.kv_split is None:
+            object.__setattr__(self, "kv_split", np.zeros(len(self.pp), np.int64))
 
     @property
     def size(self) -> int:
@@ -170,21 +220,43 @@ class MappingGrid:
         k = j // npair // len(self.pp)
         return k, self.pp[a], self.pair_batch[c], self.batches[self.pair_micro[c]]
 
+    def split_of(self, j: np.ndarray) -> np.ndarray:
+        """Mapping index -> KV mode (1: the KV cache split by sequence, 0: replicated)."""
+        return self.kv_split[(np.asarray(j) // len(self.pair_batch)) % len(self.pp)]
+
 
 def mapping_grid(shape: LayerShape, search: SearchSpec) -> MappingGrid:
+    """The :class:`MappingGrid` of ``shape`` under ``search``: pipeline degrees dividing the
+    layers (every distinct ceil(units / k) with ``uneven_pipeline``; with ``balance_stages``
+    also every divisor of units + round(e), e the LM head in layers, up to units + 1: equal
+    stages with the head's stage that many layers short), each once per KV mode when the model
+    shares KV heads."""
     units = shape.num_layers * search.units_per_layer
     if search.uneven_pipeline:  # every distinct ceil(units / k): the slowest stage holds k units
         divisors = sorted({-(-units // k) for k in range(1, units + 1)})
     else:
         divisors = [p for p in range(1, units + 1) if units % p == 0]
+    if search.balance_stages:  # docs/inference-model.md#balanced-stages
+        # the LM head counts as round(e) more layers: every divisor of units + round(e) splits
+        # the model into equal stages with the head's stage holding that many fewer layers
+        e = round(shape.head_layers * search.units_per_layer)
+        more = {p for p in range(1, units + e + 1) if (units + e) % p == 0} if e >= 1 else set()
+        divisors = sorted(p for p in set(divisors) | more if 1 <= p <= units + 1)
+    modes = search.kv_modes if shape.kv_heads < shape.heads else search.kv_modes[:1]
+    split = [1 if mode == "split" else 0 for _ in divisors for mode in modes]
+    divisors = [p for p in divisors for _ in modes]
     batches = np.asarray(search.batch_sizes, np.int64)
     pairs = [(b, i) for b in batches for i, m in enumerate(batches) if m <= b and b % m == 0]
+    mult = search.server_multipliers
+    if search.server_count_range is not None:  # every count, applied to N_min = 1
+        mult = list(range(search.server_count_range[0], search.server_count_range[1] + 1))
     return MappingGrid(
-        np.asarray(search.server_multipliers, float),
+        np.asarray(mult, float),
         np.asarray(divisors, np.int64),
         batches,
         np.asarray([b for b, _ in pairs], np.int64),
         np.asarray([i for _, i in pairs], np.int64),
+        np.asarray(split, np.int64),
     )
 
 
@@ -210,6 +282,7 @@ def reference_points(
     latency_model: str = "isca24",
     design: np.ndarray | None = None,
     mapping: np.ndarray | None = None,
+    nmin: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The numpy reference over (design, mapping) pairs: the full grid by default, or the given
     ``design`` (row indices) and ``mapping`` (grid indices). Returns every simulator and price
@@ -219,7 +292,10 @@ def reference_points(
         design = np.repeat(np.arange(len(system)), grid.size)
         mapping = np.tile(np.arange(grid.size), len(system))
     k, pp, b, m = grid.decode(mapping)
-    servers = servers_for(min_servers(system, shape, wl)[design], grid.multipliers[k], max_servers)
+    split = grid.split_of(mapping)
+    if nmin is None:
+        nmin = min_servers(system, shape, wl)
+    servers = servers_for(np.asarray(nmin, float)[design], grid.multipliers[k], max_servers)
     sys_pts = system.take(design)
     safe = np.nan_to_num(servers, nan=1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -232,11 +308,12 @@ def reference_points(
             batch=b,
             micro_batch=m,
             latency_model=latency_model,
+            kv_split=split,
         )
         money = price(pricing.take(design), sim, safe, sys_pts.chips_per_server)
-    valid_map = np.isfinite(servers) & fm.tensor_degree_valid(
-        sim["tp"], shape.heads, 1.0 if wl.whole_heads else 0.0
-    )
+    # whole heads a chip, unless attention is split by sequence (every head of its sequences)
+    whole = (1.0 if wl.whole_heads else 0.0) * (1.0 - np.asarray(split, float))
+    valid_map = np.isfinite(servers) & fm.tensor_degree_valid(sim["tp"], shape.heads, whole)
     status = np.where(
         ~valid_map, INVALID_MAPPING, np.where(sim["fits"], FEASIBLE, DOES_NOT_FIT)
     ).astype(np.int8)
@@ -295,22 +372,42 @@ class SearchInputs:
             self.latency_model,
             design,
             mapping,
+            self.nmin,
         )
 
 
-def search_inputs(table: dict[str, np.ndarray], spec: ModelSpec, params: Params) -> SearchInputs:
-    """The :class:`SearchInputs` of ``spec`` over ``table`` under ``params``."""
+def search_inputs(
+    table: dict[str, np.ndarray], spec: ModelSpec, params: Params, nmin: np.ndarray | None = None
+) -> SearchInputs:
+    """The :class:`SearchInputs` of ``spec`` over ``table`` under ``params`` (``nmin``: the
+    capacity minimum of servers per design the multipliers apply to, default the model's own)."""
     wl_spec, srch = params.preset.workload, params.preset.search
     shape = model_shape(spec, wl_spec)
     wl = workload(wl_spec, srch.units_per_layer, srch.whole_heads)
+    wl = replace(wl, stage_transfer=params.choices.stage_transfer == "serial")
+    ch = params.choices
+    wl = replace(
+        wl,
+        kv_reads_per_query_head=ch.gqa_kv_reads == "per_query_head",
+        kv_read_energy_per_micro_batch=ch.kv_read_energy == "per_micro_batch",
+        prefill_attention_authors=ch.prefill_attention_flops == "authors",
+        balance_stages=srch.balance_stages,
+    )
     system, pricing = system_from_servers(table, params)
+    if ch.latency_model == "v1":  # v1 times no attention, so a split KV cache would cost nothing
+        srch = srch.model_copy(update={"kv_modes": ["replicate"]})
+    grid = mapping_grid(shape, srch)
+    if nmin is None:
+        nmin = min_servers(system, shape, wl)
+    if srch.server_count_range is not None:  # absolute counts: servers = ceil(1 x count)
+        nmin = np.ones_like(nmin)
     return SearchInputs(
         system,
         pricing,
         shape,
         wl,
-        mapping_grid(shape, srch),
-        min_servers(system, shape, wl),
+        grid,
+        nmin,
         srch.max_servers,
         params.choices.latency_model,
     )
@@ -366,7 +463,16 @@ def design_card(f: dict[str, np.ndarray], i: int, table: dict[str, np.ndarray]) 
         "capex_usd": float(f["capex_usd"][i]),
         "power_w": float(f["power_w"][i]),
         "joules_per_token": float(f["joules_per_token"][i]),
+        "joules_per_token_chip": float(f["joules_per_token_chip"][i]),
+        "joules_per_token_wall": float(f["joules_per_token_wall"][i]),
+        "joules_per_token_facility": float(f["joules_per_token_facility"][i]),
+        "provisioned_w": float(f["provisioned_w"][i]),
+        "nre_usd_per_million_tokens": float(f["nre_usd_per_million_tokens"][i]),
         "flop_utilisation": float(f["flop_utilisation"][i]),
+        # docs/inference-model.md#kv-heads, #balanced-stages
+        "kv_mode": "split" if f["kv_split_chips"][i] > 1 else "replicate",
+        "stage_layers": float(f["stage_layers"][i]),
+        "last_stage_layers": float(f["last_stage_layers"][i]),
     }
     parts = {k.removeprefix("decode_"): float(f[k][i]) for k in f if k.startswith("decode_")}
     total = sum(parts.values()) or 1.0
@@ -418,11 +524,13 @@ def search(
     *,
     fast: bool = True,
     chunk: int = 512,
+    nmin: np.ndarray | None = None,
 ) -> ModelResult:
     """Phase 2 for one model over every design of ``table``: the numba fast path (default) or
-    the numpy reference over the whole grid (``fast=False``; memory grows with the grid)."""
+    the numpy reference over the whole grid (``fast=False``; memory grows with the grid).
+    ``nmin`` replaces the capacity minimum the server multipliers apply to (per design)."""
     check_table(table, "table")
-    inp = search_inputs(table, spec, params)
+    inp = search_inputs(table, spec, params, nmin)
     nd = len(inp.system)
     if fast:
         from chipletcloud.explore import kernel  # numba: imported only when searching
@@ -440,6 +548,63 @@ def search(
     return ModelResult(
         spec.name, shape, front_from_points(pts), best, evaluated=nd * grid.size, counts=counts
     )
+
+
+def cost_lower_bound(inp: SearchInputs) -> np.ndarray:
+    """A lower bound on every mapping's USD per million tokens, per design (array).
+
+    Throughput: a run of ``B`` sequences makes ``B g`` tokens and does at least ``2 N`` matmul
+    FLOPs a token (``N`` = weights a decoded token multiplies, LM head included), every stage time
+    is at least its FLOPs over the peak FLOP/s of its chips, and a mapping uses at most
+    ``servers x chips_per_server`` chips, so tokens/s <= servers x chips x F / (2 N). TCO: the
+    server's TCO (:func:`chipletcloud.perf.formulas.server_tco_usd`) never falls as its wall
+    power or utilisation rise, so it is at least its value at utilisation 0 and the wall power of
+    fans and host alone. The servers cancel: the bound is TCO_min / (life x chips x F / (2 N))."""
+    pr, sysm, shape = inp.pricing, inp.system, inp.shape
+    n_tok = shape.num_layers * (shape.attn_params + shape.mlp_params_per_token)
+    n_tok += shape.head_matmul_params
+    wall = pr.overhead_w / pr.efficiency
+    tco_min = fm.server_tco_usd(
+        POWER_SOURCES[pr.power_source],
+        pr.server_cost_usd,
+        pr.server_tdp_w,
+        wall,
+        0.0,
+        pr.a_per_usd,
+        pr.b_per_w,
+        pr.b_energy_per_w,
+        pr.fixed_per_usd * pr.server_cost_usd,
+        pr.nre_usd_per_server,
+    )
+    tokens_per_s = sysm.chips_per_server * sysm.flops / (2.0 * n_tok)
+    return fm.usd_per_million_tokens(1.0, tco_min, pr.life_s, tokens_per_s)
+
+
+def tco_optimum(
+    table: dict[str, np.ndarray], spec: ModelSpec, params: Params, block: int = 1024
+) -> tuple[dict | None, int]:
+    """The TCO-optimal design card of :func:`search` (the same point), without the whole front:
+    designs are searched in blocks in order of :func:`cost_lower_bound`, and the search stops at
+    the first block whose smallest bound is no lower than the best cost found (no design of it or
+    after it can be cheaper). Returns (card or None, designs searched)."""
+    check_table(table, "table")
+    lb = cost_lower_bound(search_inputs(table, spec, params))
+    order = np.argsort(lb, kind="stable")
+    best: tuple[float, float] | None = None
+    card = None
+    searched = 0
+    for start in range(0, len(order), block):
+        idx = np.sort(order[start : start + block])
+        if best is not None and lb[order[start]] >= best[0]:
+            break
+        sub = {k: np.asarray(v)[idx] for k, v in table.items()}
+        c = search(sub, spec, params).card("tco", sub)
+        searched += len(idx)
+        if c is not None:
+            key = (c["usd_per_million_tokens"], c["latency_s_per_token"])
+            if best is None or key < best:
+                best, card = key, c
+    return card, searched
 
 
 def portfolio(results: list[ModelResult], table: dict[str, np.ndarray]) -> dict:

@@ -95,8 +95,55 @@ def chip_power_w(flops: ArrayLike, tech: TechParams) -> dict:
     return {
         "core_power_w": core,
         "io_power_w": np.full_like(core, io),
+        "leakage_power_w": np.zeros_like(core),
         "chip_tdp_w": core + io + tech.other_power_w,
     }
+
+
+def chip_power_components_w(
+    flops: ArrayLike,
+    bandwidth_bytes_per_s: ArrayLike,
+    core_area_mm2: ArrayLike,
+    sram_area_mm2: ArrayLike,
+    sram_bytes: ArrayLike,
+    tech: TechParams,
+    decoder_power_w: ArrayLike = 0.0,
+) -> dict:
+    """Chip TDP from its parts (``chip_power_model = components``; docs/hardware-model.md#chip-
+    power), W: every part at its full rate at once, plus what leaks.
+
+    * MACs: F/2 FMAs a second x ``fma_energy_pj`` (the energy model's FMA, [A]);
+    * SRAM: the design bandwidth x ``sram_weight_read_pj_per_byte`` (its ports move at most that
+      many bytes a second, reads or writes);
+    * compression decoders at the design bandwidth (``ccmem`` only, ``decoder_power_w``);
+    * links: IO cells x W a cell, plus ``other_power_w`` (always on);
+    * leakage: ``logic_leakage_w_per_mm2`` x (core area - SRAM area) + ``sram_leakage_w_per_mb``
+      x MB held (data/tech/7nm.yaml).
+
+    ``core_power_w`` is what the core rail carries (all but the IO cells and other blocks): the
+    DC-DC converters are sized on it. The energy model's mean power (MACs, reads, leakage and IO
+    over the run) cannot exceed this TDP (tests/models/test_chip.py)."""
+    f = np.asarray(flops, float)
+    mac = f / 2.0 * tech.fma_energy_pj * 1e-12
+    sram = np.asarray(bandwidth_bytes_per_s, float) * tech.sram_weight_read_pj_per_byte * 1e-12
+    dec = np.broadcast_to(np.asarray(decoder_power_w, float), f.shape)
+    logic = np.maximum(np.asarray(core_area_mm2, float) - np.asarray(sram_area_mm2, float), 0.0)
+    mb = np.maximum(np.asarray(sram_bytes, float), 0.0) / MB
+    leak = tech.logic_leakage_w_per_mm2 * logic + tech.sram_leakage_w_per_mb * mb
+    io = tech.io_cells_per_chip * tech.io_cell_power_w
+    core = mac + sram + dec + leak
+    return {
+        "mac_power_w": mac,
+        "sram_power_w": sram,
+        "leakage_power_w": leak,
+        "core_power_w": core,
+        "io_power_w": np.full_like(core, io),
+        "chip_tdp_w": core + io + tech.other_power_w,
+    }
+
+
+#: Chip power rules (``choices.chip_power_model``).
+CHIP_POWER_MODELS = ("authors_density", "components")
 
 
 CHIP_CHECKS = ("die_area", "logic_area", "sram_bandwidth", "power_density")
@@ -108,10 +155,12 @@ def evaluate_chips(
     operational_intensity: ArrayLike,
     tech: TechParams,
     sram_area_model: str = "bandwidth_aware",
+    chip_power_model: str = "authors_density",
 ) -> dict:
     """All chip columns for arrays of (die area, mac_ratio, OI), plus boolean ``ok_<check>`` columns
     for :data:`CHIP_CHECKS` (die within the reticle limit, positive MAC/SRAM area, SRAM able to
-    deliver the bandwidth with capacity left, power density within limit)."""
+    deliver the bandwidth with capacity left, power density within limit). The chip TDP follows
+    ``chip_power_model`` (:func:`chip_power_w` or :func:`chip_power_components_w`)."""
     a = np.asarray(die_area_mm2, float)
     oi = np.broadcast_to(np.asarray(operational_intensity, float), a.shape)
     out = area_split(a, mac_ratio, tech)
@@ -140,9 +189,26 @@ def evaluate_chips(
         from chipletcloud.errors import InputError
 
         raise InputError("sram_area_model", sram_area_model, "linear, bandwidth_aware, ccmem")
-    out.update(chip_power_w(flops, tech))
-    if "decoder_power_w" in out:
-        out["chip_tdp_w"] = out["chip_tdp_w"] + out["decoder_power_w"]
+    if chip_power_model == "components":
+        out.update(
+            chip_power_components_w(
+                flops,
+                bw,
+                out["core_area_mm2"],
+                out["sram_area_mm2"],
+                cap,
+                tech,
+                out.get("decoder_power_w", 0.0),
+            )
+        )
+    elif chip_power_model == "authors_density":
+        out.update(chip_power_w(flops, tech))
+        if "decoder_power_w" in out:
+            out["chip_tdp_w"] = out["chip_tdp_w"] + out["decoder_power_w"]
+    else:
+        from chipletcloud.errors import InputError
+
+        raise InputError("chip_power_model", chip_power_model, ", ".join(CHIP_POWER_MODELS))
     out.update(
         die_area_mm2=a,
         operational_intensity=oi.copy(),

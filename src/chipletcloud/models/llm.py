@@ -98,6 +98,9 @@ class PaperShape(StrictModel):
     num_attention_heads: PositiveInt
     num_key_value_heads: PositiveInt
     source: str
+    #: d_model as the authors' code has it where that differs from the paper (a typo: Gopher's
+    #: 16,328); used only with the preset's ``workload.authors_gopher_typo``
+    authors_code_hidden_size: PositiveInt | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PaperShape:
@@ -334,6 +337,26 @@ class ModelSpec(StrictModel):
             + dense_layers * self._layer_params(moe=False, active=active)
             + self.num_moe_layers * self._layer_params(moe=True, active=active)
         )
+
+    @property
+    def non_layer_params(self) -> int:
+        """Parameters outside the transformer layers: token embeddings, an untied LM head,
+        learned positions, OPT's projections and the embedding and final norms."""
+        return self._non_layer_params()
+
+    @property
+    def embedding_params(self) -> int:
+        """Parameters the first pipeline stage holds outside its layers: the token embedding
+        table, learned positions, OPT's project-in and an embedding norm (a tied LM head shares
+        the table, but the last stage needs its own copy)."""
+        d, e = self.hidden_size, self._embed_width
+        n = self.vocab_size * e + (e * d if e != d else 0)
+        if self.position == "learned":
+            assert self.max_position_embeddings is not None
+            n += self.max_position_embeddings * d
+        if self.embedding_norm:
+            n += self._norm_params(e)
+        return n
 
     @property
     def params(self) -> int:

@@ -48,6 +48,7 @@ def server_bom_usd(
     server_tdp_w: ArrayLike,
     server: ServerParams,
     include_host_cost: bool = True,
+    full_bom: bool = False,
 ) -> dict:
     """Server bill of materials (USD per server).
 
@@ -55,6 +56,10 @@ def server_bom_usd(
     core power at ``core_voltage_v`` (the authors size them on core power only, leaving IO power
     out; docs/hardware-model.md#worked-example, $789.31). The PSU is priced per watt of wall power.
     The host's cost is added only with ``include_host_cost`` (the authors' code never added it).
+    ``full_bom`` adds what a deployed server also pays (docs/hardware-model.md#server-bill-of-
+    materials; 0 otherwise, as in the authors' code): its share of a rack by power,
+    :func:`rack_share_usd`; its share of the network (``network_usd_per_server``); and the
+    assembly of each package (``package_assembly_usd_per_package``).
     """
     n_chips = np.asarray(chips_per_server, float)
     n_pkg = np.asarray(packages_per_server, float)
@@ -78,8 +83,19 @@ def server_bom_usd(
         "chassis_cost_usd": ones * server.chassis_usd,
         "host_cost_usd": ones * (server.host_cost_usd if include_host_cost else 0.0),
     }
+    extra = 1.0 if full_bom else 0.0
+    bom["rack_cost_usd"] = extra * rack_share_usd(server_tdp_w, server)
+    bom["network_cost_usd"] = extra * ones * server.network_usd_per_server
+    bom["assembly_cost_usd"] = extra * n_pkg * server.package_assembly_usd_per_package
     bom["server_cost_usd"] = sum(bom.values())
     return bom
+
+
+def rack_share_usd(power_w: ArrayLike, server: ServerParams) -> np.ndarray:
+    """A server's (or a device's) share of a rack, by the power it is provisioned for:
+    ``rack_usd`` x power / ``rack_power_w`` (USD). One rule for the ASIC servers and the
+    fabricated GPUs/TPUs (docs/baselines.md#rented-and-fabricated-pricing)."""
+    return server.rack_usd * np.asarray(power_w, float) / server.rack_power_w
 
 
 def server_checks(

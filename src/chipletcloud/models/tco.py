@@ -12,7 +12,10 @@ authors did. With the ISCA-era constants, TCO = 1.1145 C + 3.9709 P, and C = $10
 gives $15,116.
 
 Which power P is charged (TDP, TDP x utilisation, or the energy model's average power) is the
-caller's choice (preset ``power_source``).
+caller's choice (preset ``power_source``). The per-watt coefficient splits in two
+(:func:`tco_coefficients_split`): the datacentre *capacity* (its capex, interest and opex), paid
+on the power provisioned, and the *electricity* (with the PUE overhead), paid on the power drawn;
+``power_source = tdp_capacity`` charges the first at TDP and the second at the mean power.
 """
 
 from __future__ import annotations
@@ -44,15 +47,19 @@ def server_tco_breakdown(
     power_w: ArrayLike,
     life_years: float | None = None,
     params: TcoParams | None = None,
+    energy_power_w: ArrayLike | None = None,
 ) -> dict[str, np.ndarray]:
     """TCO components in USD over the server life: ``capex`` (server price), ``interest`` (on it),
     ``opex`` (server maintenance), ``datacenter`` (capex + its interest + opex of the datacenter
     power capacity), ``electricity`` (energy at PUE 1), ``pue_overhead`` (the extra PUE - 1) and
-    ``total``."""
+    ``total``. The datacentre is charged at ``power_w`` (the power provisioned) and the energy at
+    ``energy_power_w`` (the mean power drawn; default ``power_w``, one power for both as in the
+    authors' model)."""
     p = params or _default()
     life = p.server_life_years if life_years is None else life_years
     c = np.asarray(server_cost_usd, dtype=float)
     w = np.asarray(power_w, dtype=float)
+    e = w if energy_power_w is None else np.asarray(energy_power_w, dtype=float)
     dc_per_w = (
         p.datacenter_capex_usd_per_w * life / p.datacenter_life_years
         + loan_interest_usd(
@@ -68,8 +75,8 @@ def server_tco_breakdown(
         "interest": loan_interest_usd(c, p.interest_rate_per_year, life),
         "opex": p.server_opex_fraction * c,
         "datacenter": dc_per_w * w,
-        "electricity": energy_per_w * w,
-        "pue_overhead": energy_per_w * (p.pue - 1.0) * w,
+        "electricity": energy_per_w * e,
+        "pue_overhead": energy_per_w * (p.pue - 1.0) * e,
     }
     out["total"] = sum(out.values())
     return out
@@ -80,11 +87,15 @@ def server_tco_usd(
     power_w: ArrayLike,
     life_years: float | None = None,
     params: TcoParams | None = None,
+    energy_power_w: ArrayLike | None = None,
 ):
     """Total cost of ownership (USD) of one server over ``life_years`` (default: the card's server
     life; ISCA-era constants by default). ``server_tco_usd(10000, 1000)`` is $15,116
-    (docs/tco.md)."""
-    total = server_tco_breakdown(server_cost_usd, power_w, life_years, params)["total"]
+    (docs/tco.md). ``energy_power_w``: the mean power electricity is billed at, when it differs
+    from the provisioned ``power_w`` (:func:`server_tco_breakdown`)."""
+    total = server_tco_breakdown(server_cost_usd, power_w, life_years, params, energy_power_w)[
+        "total"
+    ]
     return float(total) if np.ndim(total) == 0 else total
 
 
@@ -93,6 +104,24 @@ def tco_coefficients(params: TcoParams | None = None, life_years: float | None =
     b = server_tco_breakdown(1.0, 0.0, life_years, params)["total"]
     w = server_tco_breakdown(0.0, 1.0, life_years, params)["total"]
     return float(b), float(w)
+
+
+def tco_coefficients_split(params: TcoParams | None = None, life_years: float | None = None):
+    """(USD per USD of server cost, USD per W of datacentre capacity, USD per W of mean power
+    drawn) so that TCO = a C + b_capacity P_provisioned + b_energy P_mean; b_capacity + b_energy
+    is the ``b`` of :func:`tco_coefficients`. ISCA-era constants: 1.1145, 2.6684 (datacentre
+    capex, its interest and opex) and 1.3025 (electricity 0.8683 + PUE overhead 0.4342)
+    (docs/tco.md)."""
+    a = server_tco_breakdown(1.0, 0.0, life_years, params)["total"]
+    cap = server_tco_breakdown(0.0, 1.0, life_years, params, energy_power_w=0.0)["total"]
+    energy = server_tco_breakdown(0.0, 0.0, life_years, params, energy_power_w=1.0)["total"]
+    return float(a), float(cap), float(energy)
+
+
+def nre_usd_per_server(total_usd: float, deployment_servers: float) -> float:
+    """The NRE one server carries: the tape-out's NRE over the servers deployed from it (USD;
+    docs/tco.md#nre). ``deployment_servers`` must be > 0 (the TCO card validates it)."""
+    return float(total_usd) / float(deployment_servers)
 
 
 def server_life_s(params: TcoParams | None = None) -> float:

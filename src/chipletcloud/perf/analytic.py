@@ -39,6 +39,23 @@ from chipletcloud.perf.codes import OP_GROUPS, OPS, POWER_SOURCES
 from chipletcloud.perf.workload import LayerShape, System, Workload
 
 
+def fabric(system: System) -> tuple:
+    """The fabric columns every collective formula takes, in their order: chips a server,
+    chip-link and server-link bandwidth, NICs a server, chip hop, server hop, fixed cost a
+    collective, topology and its dimensions (docs/interconnect.md)."""
+    return (
+        system.chips_per_server,
+        system.chip_link_bw,
+        system.server_link_bw,
+        system.nics_per_server,
+        system.hop_latency_s,
+        system.net_hop_s,
+        system.sync_s,
+        system.topology,
+        system.collective_dims,
+    )
+
+
 def collectives(system: System, nbytes, servers, tp, pp=1, latency_model: str = "isca24"):
     """(seconds of one all-reduce of ``nbytes`` over the tensor group, seconds of one
     stage-to-stage transfer of ``nbytes``) for ``system``'s rows
@@ -58,15 +75,7 @@ def collectives(system: System, nbytes, servers, tp, pp=1, latency_model: str = 
         np.asarray(servers, float),
         np.asarray(tp, float),
         np.asarray(pp, float),
-        system.chips_per_server,
-        system.chip_link_bw,
-        system.server_link_bw,
-        system.nics_per_server,
-        system.hop_latency_s,
-        system.net_hop_s,
-        system.sync_s,
-        system.topology,
-        system.collective_dims,
+        *fabric(system),
         system.algorithms,
         latency_model == "v1",
         system.packet_bytes,
@@ -91,13 +100,14 @@ def mlp_read(shape: LayerShape, rows):
 def phase_rows(wl: Workload, micro_batch, phase: str):
     """(matmul rows, query-key pairs, KV tokens read) of one micro-batch in ``phase``: decode is
     one new token per sequence at the mean context; prefill is the whole prompt with the causal
-    P (P + 1) / 2 pairs."""
+    P (P + 1) / 2 pairs (divided by P with the authors' ``prefill_attention_authors``)."""
     m = np.asarray(micro_batch, float)
     if phase == "decode":
         return m, m * wl.mean_decode_context, m * wl.mean_decode_context
     if phase == "prefill":
         p = float(wl.prompt_tokens)
-        return m * p, m * p * (p + 1.0) / 2.0, m * p
+        pairs = fm.prefill_pairs(p, 1.0 if wl.prefill_attention_authors else 0.0)
+        return m * p, m * pairs, m * p
     raise ValueError(phase)  # pragma: no cover - internal
 
 
@@ -110,10 +120,18 @@ def layer_ops(
     micro_batch,
     phase: str,
     latency_model: str = "isca24",
+    kv_split=0.0,
 ) -> dict[str, np.ndarray]:
     """Seconds each op of ONE layer takes on one chip of a tensor group of ``tp`` chips, for one
     micro-batch, with its compute and memory parts (``<op>_compute``, ``<op>_memory``), and the
-    bytes of each of the layer's two all-reduces (``allreduce_bytes``).
+    bytes of each of the layer's two all-reduces (``allreduce_bytes``) and, with a split KV
+    cache, of each of its two all-to-alls (``kv_all_to_all_bytes``).
+
+    KV heads (docs/inference-model.md#kv-heads): a chip holds and reads
+    :func:`chipletcloud.perf.formulas.chip_kv_heads` (whole KV heads with
+    ``Workload.whole_heads``); with ``kv_split`` (1) and a group wider than the KV heads, the r
+    chips sharing a KV head each attend ceil(m / r) of the sequences for the query heads of all r
+    (:func:`chipletcloud.perf.formulas.kv_split_chips`).
 
     Matmuls (``qkv``, ``out_proj``, ``mlp_in``, ``mlp_out``) take max(FLOPs / FLOP/s, weight bytes
     / bandwidth); ``attention`` max(FLOPs, KV bytes); the element-wise ops (``softmax`` over the
@@ -126,8 +144,9 @@ def layer_ops(
     """
     tp = np.asarray(tp, float)
     f = system.flops * system.flops_eff
+    f_att = f * system.attn_eff
     bw = system.mem_bw * system.mem_eff
-    d, hd, q, kvw = shape.hidden, shape.head_dim, shape.q_width, shape.kv_width
+    d, hd, q = shape.hidden, shape.head_dim, shape.q_width
     wb, kvb, ab = wl.weight_bytes, wl.kv_bytes, wl.act_bytes
     rows, pairs, kv_tokens = phase_rows(wl, micro_batch, phase)
     v1 = latency_model == "v1"
@@ -145,21 +164,29 @@ def layer_ops(
             return zero, zero, zero
         return nbytes / bw, zero, nbytes / bw
 
-    qkv_p = d * (q + 2 * kvw) / tp
+    qkv_p = (shape.attn_params - q * d) / tp  # d (q + 2 kv): K, V at d wide in a paper shape
     o_p = q * d / tp
     mlp_tok = shape.mlp_params_per_token / tp
     mlp_rd = mlp_read(shape, rows) / tp
     s_in = shape.mlp_in_share
-    local_heads = shape.heads / tp
-    att_flops = 4.0 * hd * local_heads * pairs
-    kvh = fm.kv_heads_per_chip(shape.heads, shape.kv_heads, tp)
-    att_bytes = 2.0 * kv_tokens * hd * kvh * kvb
+    r = fm.kv_split_chips(shape.heads, shape.kv_heads, tp, np.asarray(kv_split, float))
+    seq_share = fm.sequences_per_chip(np.asarray(micro_batch, float), r) / micro_batch
+    local_heads = shape.heads / tp * r  # query heads a chip attends for, its sequences only
+    att_flops = 4.0 * hd * local_heads * pairs * seq_share
+    per_q = 1.0 if wl.kv_reads_per_query_head else 0.0
+    whole = 1.0 if wl.whole_heads else 0.0
+    kvh = fm.kv_read_heads_per_chip(shape.heads, shape.kv_heads, tp, per_q, whole, r)
+    att_bytes = 2.0 * kv_tokens * seq_share * hd * kvh * kvb
     parts = {
-        "qkv": mm(2 * rows * qkv_p, qkv_p * wb, (q + 2 * kvw) / tp),
+        "qkv": mm(2 * rows * qkv_p, qkv_p * wb, qkv_p / d),
         "attention": (zero, zero, zero)
         if v1
-        else (np.maximum(att_flops / f, att_bytes / bw), att_flops / f, att_bytes / bw),
-        "softmax": elementwise(2.0 * pairs * local_heads * ab),
+        else (
+            np.maximum(att_flops / f_att, att_bytes / bw),
+            att_flops / f_att,
+            att_bytes / bw,
+        ),
+        "softmax": elementwise(2.0 * pairs * seq_share * local_heads * ab),
         "out_proj": mm(2 * rows * o_p, o_p * wb, d),
         "norms": elementwise(2.0 * 2.0 * rows * d * ab),
         "mlp_in": mm(2 * rows * mlp_tok * s_in, mlp_rd * s_in * wb, mlp_tok * s_in / d),
@@ -173,6 +200,8 @@ def layer_ops(
         out[f"{op}_compute"] = c
         out[f"{op}_memory"] = mem
     out["allreduce_bytes"] = rows * d * ab
+    out["kv_all_to_all_bytes"] = rows * q / tp * ab
+    out["kv_split_chips"] = r
     return out
 
 
@@ -187,26 +216,47 @@ def stage_ops(
     micro_batch,
     phase: str,
     latency_model: str = "isca24",
+    kv_split=0.0,
 ) -> dict[str, np.ndarray]:
-    """Seconds per op for one micro-batch through the slowest pipeline stage: the layers/pp
-    layers of :func:`layer_ops`, two all-reduces a layer, the LM head on the last stage and the
-    transfer to the next stage. Keys: the ops of :data:`chipletcloud.perf.codes.OPS` (``mlp`` =
-    in + activation + out, ``attention`` includes the softmax, ``norms`` apart) with
-    ``_compute``/``_memory`` parts where they apply, and ``stage`` (the total)."""
+    """Seconds per op for one micro-batch through the slowest pipeline stage: its layers of
+    :func:`layer_ops`, two all-reduces a layer (and with a split KV cache two all-to-alls,
+    counted in ``attention``), the LM head if the slowest stage is the last, and the transfer to
+    the next stage. The stages hold :func:`chipletcloud.perf.formulas.balanced_stage_layers`
+    (L / pp each, the LM head on a full last stage; with ``Workload.balance_stages`` fewer
+    layers on the last). Keys: the ops of :data:`chipletcloud.perf.codes.OPS` (``mlp`` = in +
+    activation + out, ``attention`` includes the softmax, ``norms`` apart) with
+    ``_compute``/``_memory`` parts where they apply, ``stage`` (the total) and ``layers`` (those
+    of the slowest stage)."""
     tp = np.asarray(tp, float)
     pp = np.asarray(pp, float)
     lo = layer_ops(
-        system, shape, wl, tp=tp, micro_batch=micro_batch, phase=phase, latency_model=latency_model
+        system,
+        shape,
+        wl,
+        tp=tp,
+        micro_batch=micro_batch,
+        phase=phase,
+        latency_model=latency_model,
+        kv_split=kv_split,
     )
-    layers = fm.stage_layers(shape.num_layers, pp, wl.units_per_layer)
-    rows, _, _ = phase_rows(wl, micro_batch, phase)
+    full, last = fm.balanced_stage_layers(
+        shape.num_layers,
+        pp,
+        wl.units_per_layer,
+        shape.head_layers,
+        1.0 if wl.balance_stages else 0.0,
+    )
     ar, transfer = collectives(system, lo["allreduce_bytes"], servers, tp, pp, latency_model)
-    out: dict[str, np.ndarray] = {}
-    for name, members in OP_GROUPS.items():
-        out[name] = layers * sum(lo[m] for m in members)
-        out[f"{name}_compute"] = layers * sum(lo[f"{m}_compute"] for m in members)
-        out[f"{name}_memory"] = layers * sum(lo[f"{m}_memory"] for m in members)
-    out["allreduce"] = layers * 2.0 * ar
+    a2a = 0.0
+    if latency_model != "v1":  # v1 times no attention
+        a2a = fm.kv_all_to_all_s(
+            lo["kv_all_to_all_bytes"],
+            lo["kv_split_chips"],
+            tp,
+            pp,
+            *fabric(system),
+            system.packet_bytes,
+        )
     m = np.asarray(micro_batch, float)  # logits for the last position of each sequence only
     head_p = shape.head_matmul_params / tp
     f = system.flops * system.flops_eff
@@ -227,38 +277,65 @@ def stage_ops(
         )
     if not v1:
         t_head = t_head + wl.layer_kernels["lm_head"] * system.op_overhead_s
-    out["lm_head"] = np.where(shape.head_matmul_params > 0, t_head, 0.0)
-    out["stage_transfer"] = transfer
+    t_head = np.where(shape.head_matmul_params > 0, t_head, 0.0)
+    # the slowest stage: the last (its layers and the LM head) or a full one
+    per_layer = sum(lo[m] for ms in OP_GROUPS.values() for m in ms) + 2.0 * ar + 2.0 * a2a
+    on_last = last * per_layer + t_head >= full * per_layer
+    layers = np.where(on_last, last, full)
+    out: dict[str, np.ndarray] = {}
+    for name, members in OP_GROUPS.items():
+        out[name] = layers * sum(lo[m] for m in members)
+        out[f"{name}_compute"] = layers * sum(lo[f"{m}_compute"] for m in members)
+        out[f"{name}_memory"] = layers * sum(lo[f"{m}_memory"] for m in members)
+    out["attention"] = out["attention"] + layers * 2.0 * a2a
+    out["allreduce"] = layers * 2.0 * ar
+    out["lm_head"] = np.where(on_last, t_head, 0.0)
+    out["stage_transfer"] = transfer * (1.0 if wl.stage_transfer else 0.0)
     out["stage"] = sum(out[op] for op in OPS)
+    out["layers"] = layers
     return out
 
 
-def memory_per_chip(system: System, shape: LayerShape, wl: Workload, *, pp, tp, batch):
+def memory_per_chip(
+    system: System, shape: LayerShape, wl: Workload, *, pp, tp, batch, kv_split=0.0
+):
     """(weight bytes, KV bytes) the busiest chip holds: its stage's layers / tp (plus the
-    embedding or LM-head matrix on the first/last stage) and the KV of all ``batch`` sequences at
-    the full context (:mod:`chipletcloud.perf.formulas`)."""
+    embedding or LM-head matrix on the first/last stage; with ``Workload.balance_stages`` the
+    stages as :func:`chipletcloud.perf.formulas.balanced_stage_layers` fills them) and the KV of
+    its sequences at the full context: all ``batch`` of them, or ceil(batch / r) with a split KV
+    cache, for the KV heads it holds (:mod:`chipletcloud.perf.formulas`)."""
     pp = np.asarray(pp, float)
     tp = np.asarray(tp, float)
-    layers = fm.stage_layers(shape.num_layers, pp, wl.units_per_layer)
-    w = fm.weight_bytes_per_chip(
-        layers,
-        shape.layer_params,
-        shape.head_params,
-        shape.head_matmul_params,
+    full, last = fm.balanced_stage_layers(
+        shape.num_layers,
         pp,
-        tp,
-        wl.weight_storage_bytes,
+        wl.units_per_layer,
+        shape.head_layers,
+        1.0 if wl.balance_stages else 0.0,
     )
-    kv = fm.kv_bytes_per_chip(
-        layers,
-        np.asarray(batch, float),
+    r = fm.kv_split_chips(shape.heads, shape.kv_heads, tp, np.asarray(kv_split, float))
+    kv_layer = fm.kv_bytes_per_chip(
+        1.0,
+        fm.sequences_per_chip(np.asarray(batch, float), r),
         wl.max_context,
         shape.head_dim,
-        fm.kv_heads_per_chip(shape.heads, shape.kv_heads, tp),
+        fm.chip_kv_heads(shape.heads, shape.kv_heads, tp, 1.0 if wl.whole_heads else 0.0),
         wl.kv_bytes,
         1.0 if wl.kv_in_capacity else 0.0,
     )
-    return w, kv
+    return fm.stage_memory(
+        full,
+        last,
+        shape.layer_params,
+        shape.head_params,
+        shape.head_matmul_params,
+        shape.embed_params,
+        pp,
+        tp,
+        wl.weight_storage_bytes,
+        kv_layer,
+        1.0 if wl.balance_stages else 0.0,
+    )
 
 
 def simulate(
@@ -272,20 +349,25 @@ def simulate(
     micro_batch,
     latency_model: str = "isca24",
     tp=None,
+    kv_split=0.0,
 ) -> dict[str, np.ndarray]:
     """Latency, throughput, capacity and energy of every (design, mapping) point.
 
     ``tp`` defaults to all chips of the system split over the stages
     (:func:`chipletcloud.perf.formulas.tensor_degree`); pass it to use fewer (a device count that
-    is not a whole number of scale-up domains).
+    is not a whole number of scale-up domains). ``kv_split`` (1 or 0 per point): a tensor group
+    wider than the KV heads shards the KV cache by sequence instead of replicating it
+    (docs/inference-model.md#kv-heads).
 
     Returns arrays: ``tp``, ``feasible`` (mapping valid and memory fits), ``stage_decode_s``,
     ``tpot_s`` (= tau, the per-token latency a user sees), ``prefill_s`` (= TTFT), ``e2e_s``,
     ``throughput_tokens_per_s`` (output tokens over a whole batch: prefill + decode, or decode only
     when the workload does not count the prefill),
     ``weight_bytes_per_chip``, ``kv_bytes_per_chip``, ``flop_utilisation``, ``energy_j_per_token``
-    (chips only) and ``chip_power_w`` (mean per chip while serving), and the decode breakdown
-    ``decode_<op>`` in seconds per token step.
+    (chips only) and ``chip_power_w`` (mean per chip while serving), ``kv_split_chips`` (r: 1
+    when the KV heads are replicated), ``stage_layers`` and ``last_stage_layers`` (the layers of
+    a full stage and of the last one), and the decode breakdown ``decode_<op>`` in seconds per
+    token step.
     """
     servers = np.asarray(servers, float)
     pp = np.asarray(pp, float)
@@ -294,10 +376,20 @@ def simulate(
     if tp is None:
         tp = fm.tensor_degree(servers, system.chips_per_server, pp)
     tp = np.asarray(tp, float)
-    ok_map = (tp >= 1) & (pp <= shape.num_layers * wl.units_per_layer) & (np.mod(batch, m) == 0)
+    # balanced stages may give the LM head a stage of its own: up to L + 1 stages
+    most = shape.num_layers * wl.units_per_layer + (1 if wl.balance_stages else 0)
+    ok_map = (tp >= 1) & (pp <= most) & (np.mod(batch, m) == 0)
     tp_safe = np.maximum(tp, 1.0)
     n_mb = batch / m
-    kw = dict(servers=servers, pp=pp, tp=tp_safe, micro_batch=m, latency_model=latency_model)
+    kv_split = np.asarray(kv_split, float)
+    kw = dict(
+        servers=servers,
+        pp=pp,
+        tp=tp_safe,
+        micro_batch=m,
+        latency_model=latency_model,
+        kv_split=kv_split,
+    )
     dec = stage_ops(system, shape, wl, phase="decode", **kw)
     pre = stage_ops(system, shape, wl, phase="prefill", **kw)
     tau = np.maximum(pp, n_mb) * dec["stage"]
@@ -307,7 +399,9 @@ def simulate(
     cp = 1.0 if wl.count_prefill else 0.0  # the run a TCO divides by: prefill + decode, or decode
     run = cp * prefill + (g - cp) * tau
     thr = batch * g / run
-    w_chip, kv_chip = memory_per_chip(system, shape, wl, pp=pp, tp=tp_safe, batch=batch)
+    w_chip, kv_chip = memory_per_chip(
+        system, shape, wl, pp=pp, tp=tp_safe, batch=batch, kv_split=kv_split
+    )
     fits = w_chip + kv_chip <= system.mem_bytes
     chips = pp * tp_safe
 
@@ -317,7 +411,7 @@ def simulate(
     L = shape.num_layers
     mat_tok = L * (shape.attn_params + shape.mlp_params_per_token) + shape.head_matmul_params
     att_pairs_dec = batch * c
-    att_pairs_pre = batch * p * (p + 1.0) / 2.0
+    att_pairs_pre = batch * fm.prefill_pairs(p, 1.0 if wl.prefill_attention_authors else 0.0)
     att = 0.0 if latency_model == "v1" else 4.0 * L * shape.q_width  # v1 times no attention
     flops_dec = 2.0 * batch * mat_tok + att * att_pairs_dec
     flops_pre = (
@@ -331,10 +425,18 @@ def simulate(
 
     w_read_dec = n_mb * weights_read(m) * wl.weight_bytes
     w_read_pre = n_mb * weights_read(m * p) * wl.weight_bytes
-    kv_replicas = fm.kv_heads_per_chip(shape.heads, shape.kv_heads, tp_safe) * tp_safe
-    kv_replicas = kv_replicas / shape.kv_heads
-    kv_read_dec = batch * c * L * 2.0 * shape.kv_width * wl.kv_bytes * kv_replicas
-    kv_read_pre = batch * p * L * 2.0 * shape.kv_width * wl.kv_bytes * kv_replicas
+    # KV heads read a sequence, all chips (replicated heads: every copy is read), and the share
+    # of the KV reads that energy is charged for (all; the authors: one sequence a micro-batch)
+    # (a split KV cache: each sequence on one of the r chips sharing its KV head)
+    per_q = 1.0 if wl.kv_reads_per_query_head else 0.0
+    whole = 1.0 if wl.whole_heads else 0.0
+    r = fm.kv_split_chips(shape.heads, shape.kv_heads, tp_safe, kv_split)
+    kv_heads_read = fm.kv_read_heads_per_chip(shape.heads, shape.kv_heads, tp_safe, per_q, whole, r)
+    kv_heads_read = kv_heads_read * tp_safe / r
+    kv_share = fm.kv_energy_share(m, 1.0 if wl.kv_read_energy_per_micro_batch else 0.0)
+    kv_head_bytes = L * 2.0 * shape.head_dim * wl.kv_bytes * kv_heads_read * kv_share
+    kv_read_dec = batch * c * kv_head_bytes
+    kv_read_pre = batch * p * kv_head_bytes
     act_per_tok = (
         L
         * (2 * shape.hidden + shape.q_width + shape.mlp_params_per_token / shape.hidden)
@@ -364,7 +466,15 @@ def simulate(
         "flop_utilisation": fm.flop_utilisation(flops_run, run, chips, system.flops),
         "energy_j_per_token": energy_per_tok,
         "chip_power_w": (e_dyn + e_static) / run / chips,
+        "kv_split_chips": r,
     }
+    out["stage_layers"], out["last_stage_layers"] = fm.balanced_stage_layers(
+        shape.num_layers,
+        pp,
+        wl.units_per_layer,
+        shape.head_layers,
+        1.0 if wl.balance_stages else 0.0,
+    )
     for op in OPS:
         out[f"decode_{op}"] = dec[op] * np.maximum(pp, n_mb)
     return out
@@ -375,7 +485,9 @@ class Pricing:
     """Per-design economics (arrays): server cost (USD), server TDP (W), fixed wall power of
     fans and host (W), conversion efficiency, TCO coefficients (TCO = a C + b P; ``fixed`` = C +
     its interest per USD of C, for the v1 utilisation-scaled TCO), life in seconds, and the
-    server power the TCO is charged at (:data:`chipletcloud.perf.codes.POWER_SOURCES`)."""
+    server power the TCO is charged at (:data:`chipletcloud.perf.codes.POWER_SOURCES`); the
+    electricity part of b (USD per W of mean power, :func:`chipletcloud.models.tco.
+    tco_coefficients_split`), each server's share of the NRE (USD) and the PUE."""
 
     server_cost_usd: np.ndarray
     server_tdp_w: np.ndarray
@@ -386,6 +498,9 @@ class Pricing:
     fixed_per_usd: float
     life_s: float
     power_source: str
+    b_energy_per_w: float = 0.0
+    nre_usd_per_server: float = 0.0
+    pue: float = 1.0
 
     def take(self, idx) -> Pricing:
         return replace(
@@ -400,9 +515,16 @@ def price(pricing: Pricing, sim: dict[str, np.ndarray], servers, chips_per_serve
     """USD per million tokens, system capex and wall power for simulated points (arrays aligned
     with ``sim``). Server power by ``power_source`` (:func:`chipletcloud.perf.formulas.
     server_tco_usd`): ``energy`` = the energy model's mean chip power plus fans and host through
-    the conversion losses, capped at the server TDP; ``tdp``; or ``tdp_utilisation`` (v1: TCO =
+    the conversion losses, capped at the server TDP; ``tdp``; ``tdp_utilisation`` (v1: TCO =
     fixed + U x (TCO at TDP - fixed), U the FLOP utilisation of all the servers' chips, which
-    the TDP counts, not only the pp x tp chips the mapping uses: the authors' v1-era code)."""
+    the TDP counts, not only the pp x tp chips the mapping uses: the authors' v1-era code); or
+    ``tdp_capacity`` (datacentre capacity at the TDP, electricity at the mean wall power).
+
+    Energy per generated token at three boundaries (J): ``joules_per_token_chip`` (every chip of
+    the servers at the energy model's mean power), ``joules_per_token_wall`` (the servers' mean
+    wall power: chips, fans and host through the conversion losses, capped at the TDP) and
+    ``joules_per_token_facility`` (wall x PUE). ``joules_per_token`` is the power the TCO's
+    energy is charged at, per token (:func:`chipletcloud.perf.formulas.server_power_w`)."""
     servers = np.asarray(servers, float)
     c = pricing.server_cost_usd
     tdp = pricing.server_tdp_w
@@ -411,16 +533,33 @@ def price(pricing: Pricing, sim: dict[str, np.ndarray], servers, chips_per_serve
     share = sim["chips"] / (servers * np.asarray(chips_per_server, float))
     u = sim["flop_utilisation"] * share
     server_tco = fm.server_tco_usd(
-        code, c, tdp, wall, u, pricing.a_per_usd, pricing.b_per_w, pricing.fixed_per_usd * c
+        code,
+        c,
+        tdp,
+        wall,
+        u,
+        pricing.a_per_usd,
+        pricing.b_per_w,
+        pricing.b_energy_per_w,
+        pricing.fixed_per_usd * c,
+        pricing.nre_usd_per_server,
     )
     p = fm.server_power_w(code, tdp, wall, u)
     thr = sim["throughput_tokens_per_s"]
+    wall_mean = servers * np.minimum(wall, tdp)
     return {
         "usd_per_million_tokens": fm.usd_per_million_tokens(
             servers, server_tco, pricing.life_s, thr
         ),
+        "nre_usd_per_million_tokens": fm.usd_per_million_tokens(
+            servers, pricing.nre_usd_per_server, pricing.life_s, thr
+        ),
         "capex_usd": servers * c,
         "power_w": servers * p,
+        "provisioned_w": servers * tdp,
         "system_tco_usd": servers * server_tco,
         "joules_per_token": servers * p / thr,
+        "joules_per_token_chip": servers * sim["chip_power_w"] * chips_per_server / thr,
+        "joules_per_token_wall": wall_mean / thr,
+        "joules_per_token_facility": wall_mean * pricing.pue / thr,
     }

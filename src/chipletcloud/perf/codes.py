@@ -13,12 +13,14 @@ LATENCY_MODELS = {"isca24": 0, "v1": 1}
 V1 = LATENCY_MODELS["v1"]
 
 #: Server power a TCO is charged at (docs/tco.md): ``energy`` (mean power from the energy model,
-#: capped at the server TDP), ``tdp``, or ``tdp_utilisation`` (v1: fixed + U x (TCO at TDP -
-#: fixed)).
-POWER_SOURCES = {"energy": 0, "tdp": 1, "tdp_utilisation": 2}
+#: capped at the server TDP), ``tdp``, ``tdp_utilisation`` (v1: fixed + U x (TCO at TDP -
+#: fixed)), or ``tdp_capacity`` (datacentre capacity at the TDP, electricity at the mean power:
+#: the one rule for every machine).
+POWER_SOURCES = {"energy": 0, "tdp": 1, "tdp_utilisation": 2, "tdp_capacity": 3}
 POWER_ENERGY = POWER_SOURCES["energy"]
 POWER_TDP = POWER_SOURCES["tdp"]
 POWER_TDP_UTILISATION = POWER_SOURCES["tdp_utilisation"]
+POWER_TDP_CAPACITY = POWER_SOURCES["tdp_capacity"]
 
 #: Status of a (design, mapping) point, in code order.
 STATUS_NAMES = ("feasible", "invalid_mapping", "does_not_fit")

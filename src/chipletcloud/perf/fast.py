@@ -55,6 +55,12 @@ for _helper in (
     fm.allreduce_fabric_s,
     fm.tensor_placement,
     fm.v1_link_bandwidths,
+    fm.kv_heads_per_chip,
+    fm.gcd,
+    fm.chip_kv_heads,
+    fm.stage_layers,
+    fm.weight_bytes_per_chip,
+    fm.all_to_all_fabric_s,
 ):
     register_jitable(fastmath=FM, error_model="numpy")(_helper)
 
@@ -64,6 +70,16 @@ tensor_degree = njit(**JIT)(fm.tensor_degree)
 servers_for = njit(**JIT)(fm.servers_for)
 tensor_degree_valid = njit(**JIT)(fm.tensor_degree_valid)
 kv_heads_per_chip = njit(**JIT)(fm.kv_heads_per_chip)
+kv_read_heads_per_chip = njit(**JIT)(fm.kv_read_heads_per_chip)
+gcd = njit(**JIT)(fm.gcd)
+chip_kv_heads = njit(**JIT)(fm.chip_kv_heads)
+kv_split_chips = njit(**JIT)(fm.kv_split_chips)
+sequences_per_chip = njit(**JIT)(fm.sequences_per_chip)
+balanced_stage_layers = njit(**JIT)(fm.balanced_stage_layers)
+stage_memory = njit(**JIT)(fm.stage_memory)
+kv_all_to_all_s = njit(**JIT)(fm.kv_all_to_all_s)
+prefill_pairs = njit(**JIT)(fm.prefill_pairs)
+kv_energy_share = njit(**JIT)(fm.kv_energy_share)
 mlp_params_read = njit(**JIT)(fm.mlp_params_read)
 weight_bytes_per_chip = njit(**JIT)(fm.weight_bytes_per_chip)
 kv_bytes_per_chip = njit(**JIT)(fm.kv_bytes_per_chip)
@@ -97,6 +113,16 @@ COMPILED = {
         "servers_for",
         "tensor_degree_valid",
         "kv_heads_per_chip",
+        "kv_read_heads_per_chip",
+        "gcd",
+        "chip_kv_heads",
+        "kv_split_chips",
+        "sequences_per_chip",
+        "balanced_stage_layers",
+        "stage_memory",
+        "kv_all_to_all_s",
+        "prefill_pairs",
+        "kv_energy_share",
         "mlp_params_read",
         "weight_bytes_per_chip",
         "kv_bytes_per_chip",
@@ -148,6 +174,7 @@ SYSTEM_COLUMNS = (
     "packet_bytes",
     "net_radix",
     "net_tier_s",
+    "attn_eff",
 )
 PRICING_COLUMNS = ("server_cost_usd", "server_tdp_w", "overhead_w")
 DESIGN_COLUMNS = SYSTEM_COLUMNS + PRICING_COLUMNS + ("nmin",)
@@ -176,6 +203,7 @@ DESIGN_COLUMNS = SYSTEM_COLUMNS + PRICING_COLUMNS + ("nmin",)
     D_PACKET,
     D_RADIX,
     D_TIER,
+    D_AEFF,
     D_COST,
     D_TDP,
     D_OVER,
@@ -219,6 +247,16 @@ SCALARS = (
     "layer_kernels",
     "head_kernels",
     "whole_heads",
+    "stage_transfer",
+    "kv_reads_per_query_head",
+    "kv_read_energy_per_micro_batch",
+    "prefill_attention_authors",
+    "balance_stages",
+    "head_layers",
+    "embed_params",
+    "layer_params",
+    "b_energy_per_w",
+    "nre_usd_per_server",
 )
 (
     S_L,
@@ -256,6 +294,16 @@ SCALARS = (
     S_KERNELS,
     S_HEADK,
     S_WHOLE,
+    S_TX,
+    S_KVQ,
+    S_KVE,
+    S_PREATT,
+    S_BAL,
+    S_HEADL,
+    S_EMBED,
+    S_LAYERP,
+    S_BE,
+    S_NRE,
 ) = range(len(SCALARS))
 
 
@@ -304,6 +352,16 @@ def pack(system, pricing, shape, wl, nmin, max_servers, latency_model="isca24"):
             wl.kernels_per_layer,
             wl.layer_kernels["lm_head"],
             1.0 if wl.whole_heads else 0.0,
+            1.0 if wl.stage_transfer else 0.0,
+            1.0 if wl.kv_reads_per_query_head else 0.0,
+            1.0 if wl.kv_read_energy_per_micro_batch else 0.0,
+            1.0 if wl.prefill_attention_authors else 0.0,
+            1.0 if wl.balance_stages else 0.0,
+            shape.head_layers,
+            shape.embed_params,
+            shape.layer_params,
+            pricing.b_energy_per_w,
+            pricing.nre_usd_per_server,
         ],
         dtype=float,
     )
@@ -325,25 +383,28 @@ def stage_s(s, chip, net, plan, mp, rows, pairs, kv_tokens, m):
     """Seconds of one micro-batch of ``m`` sequences (``rows`` matmul rows, ``pairs`` query-key
     pairs, ``kv_tokens`` KV tokens read) through the slowest stage
     (:func:`chipletcloud.perf.analytic.stage_ops`). ``chip`` = (achievable FLOP/s, achievable
-    memory bandwidth, systolic side, fixed time per kernel); ``net`` = the interconnect columns
+    memory bandwidth, systolic side, fixed time per kernel, attention's share of the FLOP/s);
+    ``net`` = the interconnect columns
     of :func:`chipletcloud.perf.formulas.collectives_s` (chips a server, chip-link, server-link
     bandwidth, NICs a server, chip hop, server hop, fixed cost a collective, topology,
     dimensions, algorithms, smallest message, switch ports, latency of a further switch tier);
-    ``plan`` = the mapping's :func:`plan_collectives`; ``mp`` = the mapping's (layers of the
-    slowest stage, tensor degree, KV heads a chip reads, servers, pipeline degree)."""
-    f, bw, side, ovh = chip
+    ``plan`` = the mapping's :func:`plan_collectives`; ``mp`` = the mapping's (layers of a full
+    stage, layers of the last stage, tensor degree, KV heads a chip reads, servers, pipeline
+    degree, chips sharing a KV head by sequence). The slowest stage is a full one or the last
+    with the LM head, whichever takes longer."""
+    f, bw, side, ovh, aeff = chip
     cps, cbw, sbw, nics, hop, net_hop, sync, topo, dims, algs, pkt, radix, tier = net
-    layers, tp, kvh, n_srv, pp = mp
+    full, last, tp, kvh, n_srv, pp, r = mp
+    seq_share = sequences_per_chip(m, r) / m  # a split KV cache: a share of the sequences
     v1 = s[S_LAT] == V1
     d, hd, heads, ab, wb = s[S_D], s[S_HD], s[S_H], s[S_AB], s[S_WB]
     q = heads * hd
-    kvw = s[S_KV] * hd
-    qkv_p = d * (q + 2 * kvw) / tp
+    qkv_p = (s[S_ATTN] - q * d) / tp
     o_p = q * d / tp
     mlp_t = s[S_MLPT] / tp
     mlp_r = mlp_params_read(s[S_MLPT], s[S_SHARE], s[S_EP], s[S_E], s[S_K], rows) / tp
     s_in = s[S_SIN]
-    util = systolic_utilisation(rows, (q + 2 * kvw) / tp, side)
+    util = systolic_utilisation(rows, qkv_p / d, side)
     t = matmul_s(2 * rows * qkv_p, qkv_p * wb, f, bw, util, v1)
     t += matmul_s(2 * rows * o_p, o_p * wb, f, bw, systolic_utilisation(rows, d, side), v1)
     util = systolic_utilisation(rows, mlp_t * s_in / d, side)
@@ -351,8 +412,13 @@ def stage_s(s, chip, net, plan, mp, rows, pairs, kv_tokens, m):
     util = systolic_utilisation(rows, d, side)
     t += matmul_s(2 * rows * mlp_t * (1 - s_in), mlp_r * (1 - s_in) * wb, f, bw, util, v1)
     if not v1:
-        t += max(4.0 * hd * (heads / tp) * pairs / f, 2.0 * kv_tokens * hd * kvh * s[S_KVB] / bw)
-        t += 2.0 * pairs * (heads / tp) * ab / bw  # softmax
+        att_c = 4.0 * hd * (heads / tp * r) * pairs * seq_share / (f * aeff)
+        t += max(att_c, 2.0 * kv_tokens * seq_share * hd * kvh * s[S_KVB] / bw)
+        t += 2.0 * pairs * seq_share * (heads / tp * r) * ab / bw  # softmax
+        a2a = kv_all_to_all_s(
+            rows * q / tp * ab, r, tp, pp, cps, cbw, sbw, nics, hop, net_hop, sync, topo, dims, pkt
+        )
+        t += 2.0 * a2a  # a split KV cache: queries and attention outputs change hands
         t += 2.0 * 2.0 * rows * d * ab / bw  # two norms
         t += rows * s[S_MLPT] / d / tp * ab / bw  # activation
         t += s[S_KERNELS] * ovh  # fixed time of the layer's kernels
@@ -367,14 +433,16 @@ def stage_s(s, chip, net, plan, mp, rows, pairs, kv_tokens, m):
         t_head = matmul_s(2 * m * hp, hp * wb, f, bw, util, v1)
         if not v1:
             t_head += s[S_HEADK] * ovh
-    return layers * t + layers * 2.0 * ar + t_head + t_x
+    per_layer = t + 2.0 * ar
+    return max(full * per_layer, last * per_layer + t_head) + t_x * s[S_TX]
 
 
 @njit(**JIT)
 def per_sequence(s):
     """FLOPs and activation bytes one sequence costs over the run (prefill + decode, or decode
-    only), and its KV bytes read before replication: the batch- and micro-batch-free parts of
-    the energy and utilisation of :func:`chipletcloud.perf.analytic.simulate`."""
+    only), and the KV bytes it reads of one KV head (all layers; times the heads read on all
+    chips gives its KV reads): the batch- and micro-batch-free parts of the energy and
+    utilisation of :func:`chipletcloud.perf.analytic.simulate`."""
     L, q, prompt, gen = s[S_L], s[S_H] * s[S_HD], s[S_P], s[S_G]
     c = prompt + gen / 2.0
     head_mm = s[S_HEADMM]
@@ -382,10 +450,12 @@ def per_sequence(s):
     att = 0.0 if s[S_LAT] == V1 else 4.0 * L * q  # v1 times no attention, so counts no FLOPs
     fl_dec = 2.0 * mat_tok + att * c
     fl_pre = (
-        2.0 * prompt * (mat_tok - head_mm) + 2.0 * head_mm + att * (prompt * (prompt + 1.0) / 2.0)
+        2.0 * prompt * (mat_tok - head_mm)
+        + 2.0 * head_mm
+        + att * prefill_pairs(prompt, s[S_PREATT])
     )
     cp = s[S_CP]
-    kv = (cp * prompt + (gen - cp) * c) * L * 2.0 * s[S_KV] * s[S_HD] * s[S_KVB]
+    kv = (cp * prompt + (gen - cp) * c) * L * 2.0 * s[S_HD] * s[S_KVB]
     act = (cp * prompt + gen - cp) * L * (2 * s[S_D] + q + s[S_MLPT] / s[S_D]) * s[S_AB]
     return cp * fl_pre + (gen - cp) * fl_dec, kv, act
 
@@ -411,7 +481,8 @@ def point_cost(s, des, i, n_srv, pp, chips, B, m, dec, pre, w_run, seq_fl, seq_k
     run = s[S_CP] * prefill + (gen - s[S_CP]) * tau
     thr = B * gen / run
     e_dyn = (
-        B * (seq_fl / 2.0 * des[i, D_FMA] + seq_kv * des[i, D_MEMJ] + seq_act * des[i, D_ACTJ])
+        B * (seq_fl / 2.0 * des[i, D_FMA] + seq_act * des[i, D_ACTJ])
+        + B * seq_kv * kv_energy_share(m, s[S_KVE]) * des[i, D_MEMJ]
         + n_mb * w_run * des[i, D_MEMJ]
     )
     e_static = chips * des[i, D_STATIC] * run
@@ -421,6 +492,15 @@ def point_cost(s, des, i, n_srv, pp, chips, B, m, dec, pre, w_run, seq_fl, seq_k
     wall = (chip_power * cps + des[i, D_OVER]) / s[S_EFF]
     util = flop_utilisation(B * seq_fl, run, chips, des[i, D_F]) * (chips / (n_srv * cps))
     tco = server_tco_usd(
-        s[S_POWER], cost, des[i, D_TDP], wall, util, s[S_A], s[S_B], s[S_FIXED] * cost
+        s[S_POWER],
+        cost,
+        des[i, D_TDP],
+        wall,
+        util,
+        s[S_A],
+        s[S_B],
+        s[S_BE],
+        s[S_FIXED] * cost,
+        s[S_NRE],
     )
     return usd_per_million_tokens(n_srv, tco, s[S_LIFE], thr), tau

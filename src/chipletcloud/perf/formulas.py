@@ -45,6 +45,30 @@ def stage_layers(num_layers, pp, units_per_layer):
     return np.ceil(units / pp - 1e-9) / units_per_layer
 
 
+def balanced_stage_layers(num_layers, pp, units_per_layer, head_layers, balance):
+    """(layers of the fullest stage, layers of the last stage). Without ``balance`` (0) both are
+    :func:`stage_layers` (the LM head sits on a full last stage). With ``balance`` (1) the first
+    pp - 1 stages hold k layers and the last L - (pp - 1) k, with k chosen to minimise the
+    slowest stage max(k, L - (pp - 1) k + e), e = ``head_layers`` (the LM head in layers; in
+    units of a layer with ``units_per_layer``): k is floor or ceil of (L + e) / pp, at least 1
+    and at most L / (pp - 1) so that the last stage holds 0 or more. One stage holds all."""
+    units = num_layers * units_per_layer
+    even = stage_layers(num_layers, pp, units_per_layer)
+    e = head_layers * units_per_layer
+    rest = np.maximum(pp - 1.0, 1.0)
+    kmax = np.floor(units / rest + 1e-9)
+    x = (units + e) / pp
+    kf = np.minimum(np.maximum(np.floor(x), 1.0), kmax)
+    kc = np.minimum(np.maximum(np.ceil(x), 1.0), kmax)
+    tf = np.maximum(kf, units - (pp - 1.0) * kf + e)
+    tc = np.maximum(kc, units - (pp - 1.0) * kc + e)
+    k = select(tc < tf, kc, kf)
+    k = select(pp > 1.0, k, units)
+    last = units - (pp - 1.0) * k
+    on = balance == 1.0
+    return select(on, k / units_per_layer, even), select(on, last / units_per_layer, even)
+
+
 def tensor_degree(servers, chips_per_server, pp):
     """Chips per pipeline stage: all chips of the system split evenly over the ``pp`` stages,
     floor(servers x chips per server / pp) (Megatron: every chip of a stage in its tensor
@@ -71,6 +95,69 @@ def kv_heads_per_chip(heads, kv_heads, tp):
     return kv_heads / tp * np.maximum(1.0, np.minimum(tp, heads) / kv_heads)
 
 
+def gcd(a, b):
+    """Greatest common divisor of two whole numbers (floats), by Euclid's algorithm: 64 steps
+    cover every pair below 10^13 (consecutive Fibonacci numbers are the slowest pairs)."""
+    for _ in range(64):
+        r = select(b > 0.0, np.mod(a, np.maximum(b, 1.0)), 0.0)
+        a = select(b > 0.0, b, a)
+        b = r
+    return a
+
+
+def chip_kv_heads(heads, kv_heads, tp, whole_heads):
+    """KV heads the busiest chip of a tensor group of ``tp`` holds: :func:`kv_heads_per_chip`,
+    or with ``whole_heads`` (1 or 0; ``tp`` divides the heads, each chip computes n = heads / tp
+    whole query heads, k = heads / kv_heads of them share a KV head) every KV head whose query
+    heads the chip computes. A run of n heads starting at a multiple of n touches at most
+    floor((k - gcd(n, k) + n - 1) / k) + 1 groups (n / k when k divides n, 1 when n divides k):
+    e.g. Falcon-180B, 232 heads in groups of 29, on 29 chips of 8 heads: 2 KV heads a chip."""
+    n = heads / np.maximum(tp, 1.0)
+    k = heads / kv_heads
+    whole = np.floor((k - gcd(n, k) + n - 1.0) / k) + 1.0
+    use = (whole_heads == 1.0) & (tp <= heads) & (np.mod(heads, np.maximum(tp, 1.0)) == 0.0)
+    return select(use, whole, kv_heads_per_chip(heads, kv_heads, tp))
+
+
+def kv_split_chips(heads, kv_heads, tp, split):
+    """Chips that share one KV head's cache by sequence (``split`` 1; Pope et al., MLSys 2023,
+    for multi-query attention): when a tensor group is wider than the KV heads, the
+    r = floor(min(tp, heads) / kv_heads) chips computing one KV head's queries each hold and
+    read the KV of ceil(B / r) of the sequences instead of all of them (``replicate``, split 0,
+    or no wider group: r = 1)."""
+    r = np.floor(np.minimum(tp, heads) / kv_heads)
+    return select((split == 1.0) & (r > 1.0), r, 1.0)
+
+
+def sequences_per_chip(batch, split_chips):
+    """Sequences whose KV cache one chip holds and reads: ceil(batch / r) of a batch sharded
+    over ``split_chips`` r chips (all of them when r = 1)."""
+    return np.ceil(batch / split_chips - 1e-9)
+
+
+def kv_read_heads_per_chip(heads, kv_heads, tp, per_query_head, whole_heads=0.0, split_chips=1.0):
+    """KV heads each chip reads for each of its sequences: those it holds (:func:`chip_kv_heads`),
+    or with ``per_query_head`` (1 or 0; the authors' defect) one per query head it computes,
+    heads / tp x ``split_chips`` (its own heads, or with a split KV cache those of the r chips
+    sharing its KV head, for a share of the sequences), as if GQA/MQA had not shared them."""
+    held = chip_kv_heads(heads, kv_heads, tp, whole_heads)
+    return select(per_query_head == 1.0, heads / tp * split_chips, held)
+
+
+def prefill_pairs(prompt, authors):
+    """Query-key pairs of one sequence's prefill, per head: causal attention, P (P + 1) / 2; with
+    ``authors`` (1 or 0; the authors' defect) that count divided by the prompt length."""
+    causal = prompt * (prompt + 1.0) / 2.0
+    return select(authors == 1.0, causal / prompt, causal)
+
+
+def kv_energy_share(micro_batch, per_micro_batch):
+    """Share of the KV read traffic that energy is charged for: all of it, or with
+    ``per_micro_batch`` (1 or 0; the authors' defect) one sequence per micro-batch,
+    1 / micro-batch."""
+    return select(per_micro_batch == 1.0, 1.0 / micro_batch, 1.0)
+
+
 def mlp_params_read(mlp_params_per_token, moe_layer_share, expert_params, experts, top_k, rows):
     """MLP weights one layer reads for ``rows`` tokens. A mixture of experts reads only the
     experts touched: E (1 - (1 - k/E)^rows) of them under uniform routing (k for one token),
@@ -92,6 +179,30 @@ def weight_bytes_per_chip(
     ``storage_bytes`` per weight (compressed for sparse models)."""
     head = select(pp > 1, head_matmul_params, head_params)
     return (layers * layer_params + head) / tp * storage_bytes
+
+
+def stage_memory(
+    layers, last_layers, layer_params, head_params, head_matmul_params, embed_params, pp, tp,
+    storage_bytes, kv_bytes_per_layer, balance,
+):  # fmt: skip
+    """(weight bytes, KV bytes) of the busiest chip. Without ``balance``:
+    :func:`weight_bytes_per_chip` and ``layers`` x ``kv_bytes_per_layer``. With ``balance`` the
+    stages as they are (:func:`balanced_stage_layers`): the first holds ``layers`` and the
+    embedding (``embed_params``), the last ``last_layers`` and the LM head, the others
+    ``layers``; one stage holds everything. The stage with the most bytes is reported."""
+    sb = storage_bytes / tp
+    w_even = weight_bytes_per_chip(
+        layers, layer_params, head_params, head_matmul_params, pp, tp, storage_bytes
+    )
+    w_first = (layers * layer_params + select(pp > 1.0, embed_params, head_params)) * sb
+    w_last = (last_layers * layer_params + head_matmul_params) * sb
+    kv_first = layers * kv_bytes_per_layer
+    kv_last = last_layers * kv_bytes_per_layer
+    first_busier = (pp <= 1.0) | (w_first + kv_first >= w_last + kv_last)
+    on = balance == 1.0
+    w = select(on, select(first_busier, w_first, w_last), w_even)
+    kv = select(on, select(first_busier, kv_first, kv_last), layers * kv_bytes_per_layer)
+    return w, kv
 
 
 def kv_bytes_per_chip(layers, batch, context, head_dim, kv_heads_chip, kv_bytes, in_capacity):
@@ -234,6 +345,30 @@ def all_to_all_fabric_s(nbytes, n, bw, hop_s, topology, dims, packet_bytes=0.0):
     diameter, _ = fabric_hops(n, topology, dims)
     spread = select(direct, 1.0, np.maximum(diameter / 2.0, 1.0))
     return select(n > 1.0, (n - 1.0) * piece / bw * spread + diameter * hop_s, 0.0)
+
+
+def kv_all_to_all_s(
+    nbytes, split_chips, tp, pp, chips_per_server, chip_link_bw, server_link_bw,
+    nics_per_server, hop_s, net_hop_s, sync_s, topology, dims, packet_bytes=0.0,
+):  # fmt: skip
+    """One all-to-all of ``nbytes`` a chip among the ``split_chips`` r chips that share a KV head
+    by sequence (a split KV cache: the queries, then the attention outputs, change hands between
+    the head layout of the projections and the sequence layout of the cache; Pope et al., MLSys
+    2023). The r chips are neighbours in the tensor group (placed as in
+    :func:`tensor_placement`, g of its chips a server): :func:`all_to_all_fabric_s` over
+    min(r, g) chips on the server's fabric (a block of a 2-D torus has no wrap-around links, as
+    in :func:`collective_plan`); when r > g each server's g chips also send the share 1 - g / r
+    of their bytes to other servers through their uplinks (``min(nics, g)`` NICs shared by
+    ``share`` groups; one server hop). Plus the fixed cost of a collective. Zero when r = 1."""
+    g, _, share = tensor_placement(chips_per_server, tp, pp)
+    block = (topology == TORUS) & (dims == 2.0) & (g < chips_per_server)
+    fabric = select(block, MESH2D, topology)
+    n_in = np.minimum(split_chips, g)
+    inside = all_to_all_fabric_s(nbytes, n_in, chip_link_bw, hop_s, fabric, dims, packet_bytes)
+    uplink = server_link_bw * np.minimum(nics_per_server, g) / share
+    spill = g * nbytes * (1.0 - g / split_chips)
+    across = select(split_chips > g, spill / uplink + net_hop_s, 0.0)
+    return select(split_chips > 1.0, inside + across + sync_s, 0.0)
 
 
 def tensor_placement(chips_per_server, tp, pp):
@@ -429,25 +564,36 @@ def flop_utilisation(flops, seconds, chips, peak_flops_per_chip):
 # --------------------------------------------------------------------------------- cost
 
 
-def server_tco_usd(power_code, cost_usd, tdp_w, wall_w, utilisation, a_per_usd, b_per_w, fixed):
-    """TCO of one server over its life, TCO = a C + b P (docs/tco.md), with the server power P
-    chosen by ``power_code`` (:data:`chipletcloud.perf.codes.POWER_SOURCES`): 0, the wall power
-    ``wall_w`` from the energy model capped at the TDP; 1, the TDP; 2 (v1), fixed + U (TCO at TDP
-    - fixed) with ``fixed`` = capex and its interest (USD) and U the FLOP ``utilisation`` (capped
-    at 1)."""
+def server_tco_usd(
+    power_code, cost_usd, tdp_w, wall_w, utilisation, a_per_usd, b_per_w, b_energy_per_w, fixed,
+    nre_usd,
+):  # fmt: skip
+    """TCO of one server over its life, TCO = a C + b P + NRE share (docs/tco.md), with the server
+    power P chosen by ``power_code`` (:data:`chipletcloud.perf.codes.POWER_SOURCES`): 0, the wall
+    power ``wall_w`` from the energy model capped at the TDP; 1, the TDP; 2 (v1), fixed + U (TCO
+    at TDP - fixed) with ``fixed`` = capex and its interest (USD) and U the FLOP ``utilisation``
+    (capped at 1); 3 (``tdp_capacity``), the datacentre capacity part of b (b - ``b_energy_per_w``)
+    at the TDP and the electricity part ``b_energy_per_w`` at the capped wall power. ``nre_usd``
+    is the server's share of the tape-out's NRE (0 unless ``include_nre``)."""
+    mean = np.minimum(wall_w, tdp_w)
     full = a_per_usd * cost_usd + b_per_w * tdp_w
-    energy = a_per_usd * cost_usd + b_per_w * np.minimum(wall_w, tdp_w)
+    energy = a_per_usd * cost_usd + b_per_w * mean
     scaled = fixed + np.minimum(utilisation, 1.0) * (full - fixed)
-    return select(power_code == 0, energy, select(power_code == 1, full, scaled))
+    split = a_per_usd * cost_usd + (b_per_w - b_energy_per_w) * tdp_w + b_energy_per_w * mean
+    tco = select(
+        power_code == 0,
+        energy,
+        select(power_code == 1, full, select(power_code == 2, scaled, split)),
+    )
+    return tco + nre_usd
 
 
 def server_power_w(power_code, tdp_w, wall_w, utilisation):
-    """The server power a TCO is charged at (see :func:`server_tco_usd`): the capped wall power,
-    the TDP, or U x TDP (v1)."""
+    """The server power a TCO's energy is charged at (see :func:`server_tco_usd`): the capped
+    wall power (``energy`` and ``tdp_capacity``), the TDP, or U x TDP (v1)."""
     scaled = np.minimum(utilisation, 1.0) * tdp_w
-    return select(
-        power_code == 0, np.minimum(wall_w, tdp_w), select(power_code == 1, tdp_w, scaled)
-    )
+    mean = np.minimum(wall_w, tdp_w)
+    return select(power_code == 1, tdp_w, select(power_code == 2, scaled, mean))
 
 
 def usd_per_million_tokens(units, tco_usd_per_unit, life_s, tokens_per_s):

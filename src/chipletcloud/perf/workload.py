@@ -9,7 +9,7 @@ memory tier is a parameter: SRAM for Chiplet Cloud, HBM for GPUs/TPUs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from types import MappingProxyType
 
@@ -37,7 +37,11 @@ class LayerShape:
     shared experts only); ``experts``/``experts_per_tok``/``expert_params`` describe the routed part
     for the distinct-experts-touched estimate; ``head_params`` = embedding + LM head matrices held
     (0 when the preset counts layers only, as the authors' 12 L d^2 does), ``head_matmul_params`` =
-    the LM head a token multiplies.
+    the LM head a token multiplies. The QKV projection holds ``attn_params - q d`` weights (a
+    paper shape sizes K and V at the full width d, as the authors' 12 L d^2 does).
+    ``layer_other_params``: weights a layer holds besides its matmuls (norms, biases,
+    Transformer-XL's relative projection), stored but not read per token; ``embed_params``:
+    what the first stage holds outside its layers (embedding table, positions).
     """
 
     name: str
@@ -56,6 +60,8 @@ class LayerShape:
     head_params: float
     head_matmul_params: float
     mlp_in_share: float = 0.5
+    layer_other_params: float = 0.0
+    embed_params: float = 0.0
 
     @property
     def q_width(self) -> int:
@@ -67,7 +73,37 @@ class LayerShape:
 
     @property
     def layer_params(self) -> float:
-        return self.attn_params + self.mlp_params_stored
+        """Weights one layer stores: attention, MLP (all experts) and the rest."""
+        return self.attn_params + self.mlp_params_stored + self.layer_other_params
+
+    @property
+    def layer_read_params(self) -> float:
+        """Weights one token reads in one layer (dense; MoE: the routed experts only)."""
+        return self.attn_params + self.mlp_params_per_token
+
+    @property
+    def head_layers(self) -> float:
+        """The LM head in layers: its weights over the weights a token reads in one layer (the
+        measure :func:`chipletcloud.perf.formulas.balanced_stage_layers` balances by)."""
+        return self.head_matmul_params / self.layer_read_params
+
+    def rescaled(self, hidden: float) -> LayerShape:
+        """This paper shape (matmuls in d^2, embeddings in d) at another ``hidden`` size with the
+        same heads: the authors' code ran Gopher at d_model 16,328 (head size 127.56)."""
+        r = hidden / self.hidden
+        return replace(
+            self,
+            hidden=hidden,
+            head_dim=hidden / self.heads,
+            attn_params=self.attn_params * r * r,
+            mlp_params_stored=self.mlp_params_stored * r * r,
+            mlp_params_per_token=self.mlp_params_per_token * r * r,
+            expert_params=self.expert_params * r * r,
+            layer_other_params=self.layer_other_params * r,
+            head_params=self.head_params * r,
+            head_matmul_params=self.head_matmul_params * r,
+            embed_params=self.embed_params * r,
+        )
 
     @property
     def weight_params(self) -> float:
@@ -75,11 +111,18 @@ class LayerShape:
         return self.num_layers * self.layer_params + self.head_params
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec, include_embeddings: bool = True) -> LayerShape:
+    def from_spec(
+        cls, spec: ModelSpec, include_embeddings: bool = True, paper: bool = False
+    ) -> LayerShape:
         """Flatten ``spec``. ``include_embeddings=False`` drops the embedding and LM-head matrices
-        (the authors' 12 L d^2 convention)."""
+        (the authors' 12 L d^2 convention). ``paper=True`` (a paper shape, docs/models.md) counts
+        the authors' way: K and V projections of the full width d whatever the KV heads (MQA/GQA
+        shrink the KV cache only) and no norms or biases, so the layers hold exactly 12 L d^2.
+        Otherwise every parameter of the card is placed: matmuls, the per-layer rest
+        (``layer_other_params``) and, with embeddings, the embedding and LM-head matrices."""
         d = spec.hidden_size
-        attn = d * spec.q_width + 2 * d * spec.kv_width + spec.q_width * d
+        kv_proj = d if paper else spec.kv_width
+        attn = d * spec.q_width + 2 * d * kv_proj + spec.q_width * d
         n_mlp = 3 if spec.gated_mlp else 2
         dense_mlp = n_mlp * d * spec.intermediate_size
         share = spec.num_moe_layers / spec.num_layers
@@ -93,12 +136,14 @@ class LayerShape:
         else:
             stored = per_tok = dense_mlp
             expert_params = 0.0
+        layer_all = (spec.params - spec.non_layer_params) / spec.num_layers
+        other = 0.0 if paper else max(layer_all - attn - stored, 0.0)
         if include_embeddings:
-            layer_total = spec.num_layers * (attn + stored)
-            head = max(float(spec.params) - layer_total, 0.0)
+            head = float(spec.non_layer_params)
             head_mm = float(spec.vocab_size * spec.hidden_size)
+            embed = float(spec.embedding_params)
         else:
-            head, head_mm = 0.0, 0.0
+            head, head_mm, embed = 0.0, 0.0, 0.0
         return cls(
             name=spec.name,
             num_layers=spec.num_layers,
@@ -116,6 +161,8 @@ class LayerShape:
             head_params=float(head),
             head_matmul_params=head_mm,
             mlp_in_share=(n_mlp - 1) / n_mlp,
+            layer_other_params=float(other),
+            embed_params=embed,
         )
 
 
@@ -141,6 +188,17 @@ class Workload:
     units_per_layer: int = 1
     layer_kernels: MappingProxyType = field(default_factory=default_layer_kernels)
     whole_heads: bool = False
+    #: charge the stage-to-stage activation transfer (off: free, as the authors' code)
+    stage_transfer: bool = True
+    #: the authors' defects as switches (config.Choices; docs/inference-model.md): KV read
+    #: traffic counted per query head (GQA/MQA cut the capacity only), KV read energy once per
+    #: micro-batch instead of per sequence, prefill attention pairs divided by the prompt length
+    kv_reads_per_query_head: bool = False
+    kv_read_energy_per_micro_batch: bool = False
+    prefill_attention_authors: bool = False
+    #: layers assigned so the slowest stage, the LM head on the last, is shortest
+    #: (:func:`chipletcloud.perf.formulas.balanced_stage_layers`)
+    balance_stages: bool = False
 
     @property
     def kernels_per_layer(self) -> float:
@@ -187,7 +245,9 @@ class System:
     :data:`chipletcloud.perf.codes.TOPOLOGIES` and ``algorithms`` a bit mask of
     :data:`chipletcloud.perf.codes.ALGORITHMS`; ``packet_bytes`` the smallest message a link
     carries, ``net_radix`` the ports of a network switch and ``net_tier_s`` the latency each
-    further switch tier adds (a switch and a link).
+    further switch tier adds (a switch and a link). ``attn_eff`` is the fraction of the
+    matmuls' achievable FLOP/s that attention (QK^T and AV) reaches (1: the same; the ASIC's
+    derated efficiencies, docs/inference-model.md#achieved-efficiency).
     """
 
     flops: np.ndarray
@@ -214,6 +274,7 @@ class System:
     packet_bytes: np.ndarray | float = 0.0
     net_radix: np.ndarray | float = np.inf
     net_tier_s: np.ndarray | float = 0.0
+    attn_eff: np.ndarray | float = 1.0
 
     def __len__(self) -> int:
         return len(self.flops)
@@ -237,6 +298,7 @@ class System:
         kw.setdefault("packet_bytes", 0.0)
         kw.setdefault("net_radix", np.inf)
         kw.setdefault("net_tier_s", 0.0)
+        kw.setdefault("attn_eff", 1.0)
         arrays = np.broadcast_arrays(*[np.asarray(kw[f.name], float) for f in fields(cls)])
         return cls(
             **{f.name: np.ascontiguousarray(a) for f, a in zip(fields(cls), arrays, strict=True)}

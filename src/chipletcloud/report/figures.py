@@ -20,6 +20,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from chipletcloud.report import plotdata
@@ -426,6 +427,74 @@ def hop_latency_figure(summary: dict, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "hop_latency")
 
 
+def attribution_figure(summary: dict, out_dir: Path) -> list[Path]:
+    """A waterfall per model (one panel each): the TCO-optimal cost with every switch at the
+    authors' behaviour (first bar), each switch flipped back as a bar floating from the previous
+    cost to the new one (red: dearer, green: cheaper; labelled with its factor) and the preset's
+    cost (last bar)."""
+    d = plotdata.attribution_data(summary, out_dir)
+    if d is None:
+        return []
+    n = len(d.panels)
+    ncols = 1 if n == 1 else 2
+    nrows = math.ceil(n / ncols)
+    nbars = max(len(p.bars) for p in d.panels)
+    width = max(5.5, 0.55 * nbars + 2.0)
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(width * ncols, 4.8 * nrows + 0.4), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        for ax, panel in zip(axes, d.panels, strict=False):
+            bars = panel.bars
+            for i, b in enumerate(bars):
+                if b.kind == "missing":
+                    ax.annotate(
+                        b.text,
+                        (i, 0.03),
+                        xycoords=("data", "axes fraction"),
+                        rotation=90,
+                        ha="center",
+                        va="bottom",
+                        fontsize=8,
+                        color="0.35",
+                    )
+                    continue
+                lo, hi = sorted((b.bottom, b.top))
+                ax.bar(i, hi - lo, bottom=lo, width=0.7, color=b.colour, zorder=3)
+                ax.annotate(
+                    b.text,
+                    (i, hi),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7.5,
+                    fontweight="bold" if b.kind in ("start", "end") else "normal",
+                )
+            for i in range(len(bars) - 1):  # the waterfall's connectors
+                if bars[i].usd > 0 and bars[i + 1].kind != "missing":
+                    ax.plot([i + 0.35, i + 0.65], [bars[i].usd] * 2, color="0.4", lw=0.8, zorder=4)
+            ax.set_xticks(range(len(bars)), [b.label for b in bars])
+            for label in ax.get_xticklabels():
+                label.set_rotation(40)
+                label.set_horizontalalignment("right")
+                label.set_rotation_mode("anchor")
+            ax.set_xlim(-0.6, len(bars) - 0.4)
+            if panel.y_log:
+                ax.set_yscale("log")
+            ax.set_ylim(*panel.y_range)
+            if panel.y_log:
+                _log_ticks(ax.yaxis)
+            ax.grid(axis="x", visible=False)
+            ax.set_ylabel(d.y_label)
+            ax.set_title(panel.title)
+        for ax in axes[n:]:
+            ax.set_visible(False)
+        handles = [Patch(facecolor=c, label=label) for label, c in d.legend]
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+        fig.suptitle(d.title)
+    return _save(fig, out_dir, "attribution")
+
+
 FIGURES: dict[str, Callable[[dict, Path], list[Path]]] = {
     "pareto": pareto_figure,
     "die_size": die_size_figure,
@@ -436,6 +505,7 @@ FIGURES: dict[str, Callable[[dict, Path], list[Path]]] = {
     "sensitivity": sensitivity_figure,
     "sparsity": sparsity_figure,
     "hop_latency": hop_latency_figure,
+    "attribution": attribution_figure,
 }
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from chipletcloud.report.formats import fmt_num
+from chipletcloud.report.formats import fmt_num, fmt_usd
 from chipletcloud.report.results import (
     PALETTE,
     bin_label,
@@ -788,6 +788,211 @@ def hop_latency_data(summary: dict, out_dir: Path) -> HopLatencyData | None:
     )
 
 
+# ---------------------------------------------------------------------------------- attribution
+
+# The design of a step of the attribution walk, in this order (hover and tables).
+ATTRIBUTION_DETAILS = (
+    "die_area_mm2",
+    "chips_per_server",
+    "servers",
+    "tp",
+    "pp",
+    "batch",
+    "latency_s_per_token",
+)
+WATERFALL_COLOURS = {  # bar kind -> colour
+    "start": "#4e79a7",  # the authors' behaviour and the preset: absolute
+    "end": "#4e79a7",
+    "up": "#e15759",  # the switch raises the cost
+    "down": "#59a14f",  # the switch lowers it
+    "restart": "#bab0ac",  # after a step without a design: absolute again
+    "missing": "#bab0ac",
+}
+WATERFALL_LEGEND = (
+    ("authors' code / preset", WATERFALL_COLOURS["start"]),
+    ("switch raises the cost", WATERFALL_COLOURS["up"]),
+    ("switch lowers the cost", WATERFALL_COLOURS["down"]),
+)
+RESTART_LEGEND = (("after a step without a design", WATERFALL_COLOURS["restart"]),)
+LOG_SPAN = 10.0  # a waterfall's cost axis is logarithmic when its costs span more than this
+
+
+def fmt_factor(change: Any) -> str:
+    """A step's change as a cost factor (``×1.49``, ``×0.90``); an em dash for none."""
+    v = num(change)
+    if math.isnan(v):
+        return "—"
+    f = 1.0 + v
+    return f"×{f:.2f}" if f < 10 else f"×{f:.3g}"
+
+
+def attribution_walks(summary: dict) -> list[dict]:
+    """The attribution study's walks that have steps, in the study's order, each as ``{model,
+    base, steps}`` (the model's name from the result, else its key; steps the dict rows)."""
+    models = section(summary, "studies", "attribution", "models")
+    out = []
+    for key, res in models.items() if isinstance(models, dict) else ():
+        if not isinstance(res, dict):
+            continue
+        steps = dict_rows(res.get("steps"))
+        if steps:
+            out.append(
+                {"model": str(res.get("model") or key), "base": res.get("base"), "steps": steps}
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class WaterfallBar:
+    """One bar of an attribution waterfall. ``kind``: ``start`` (every switch at the authors'
+    behaviour) and ``end`` (the preset) stand on the axis floor; ``up`` and ``down`` (a switch
+    flipped back) float from the previous step's cost to this step's; ``restart`` (a step after
+    one without a design) stands on the floor; ``missing`` (no design holds the model) has no
+    bar. ``usd`` is the cost after the step (USD per 1M tokens), ``text`` the bar's label (the
+    cost of an absolute bar, the factor of a switch), ``details`` the design
+    (:data:`ATTRIBUTION_DETAILS`, latency in ms)."""
+
+    label: str
+    kind: str
+    bottom: float
+    top: float
+    usd: float
+    change: float
+    text: str
+    colour: str
+    summary: str
+    details: list[float]
+
+
+@dataclass(frozen=True)
+class AttributionPanel:
+    """A model's waterfall: its bars in walk order (the preset's absolute bar last), the axis
+    (log when the costs span more than :data:`LOG_SPAN`) and its floor and range."""
+
+    model: str
+    base: str
+    bars: list[WaterfallBar]
+    y_log: bool
+    floor: float
+    y_range: tuple[float, float]
+    title: str
+
+
+@dataclass(frozen=True)
+class AttributionData:
+    """The attribution study: a waterfall per model with a cost in some step, and the models
+    with none."""
+
+    panels: list[AttributionPanel]
+    missing: list[str]
+    legend: tuple[tuple[str, str], ...]
+    title: str
+    interactive_title: str
+    y_label: str = COST_AXIS
+
+
+def _attribution_details(r: dict) -> list[float]:
+    out = [num(r.get(k)) for k in ATTRIBUTION_DETAILS]
+    out[-1] *= 1e3  # ms per token
+    return out
+
+
+def _waterfall(walk: dict) -> AttributionPanel | None:
+    """A walk's waterfall panel; None when no step has a cost."""
+    steps = walk["steps"]
+    costs = [num(r.get("usd_per_million_tokens")) for r in steps]
+    finite = [c for c in costs if c > 0]
+    if not finite:
+        return None
+    lo, hi = min(finite), max(finite)
+    y_log = hi / lo > LOG_SPAN
+    floor = lo / 2.0 if y_log else 0.0
+    base = str(walk.get("base") or "preset")
+    bars = []
+    prev = math.nan
+    for i, (r, c) in enumerate(zip(steps, costs, strict=True)):
+        label = str(r.get("switch") or f"step {i}")
+        if not c > 0:
+            kind, bottom, top, text = "missing", math.nan, math.nan, "no design"
+        elif i == 0:
+            kind, bottom, top, text = "start", floor, c, fmt_usd(c)
+        elif not prev > 0:
+            kind, bottom, top, text = "restart", floor, c, fmt_usd(c)
+        else:
+            kind = "up" if c >= prev else "down"
+            bottom, top, text = prev, c, fmt_factor(c / prev - 1.0)
+        change = c / prev - 1.0 if c > 0 and prev > 0 and i > 0 else math.nan
+        bars.append(
+            WaterfallBar(
+                label=label,
+                kind=kind,
+                bottom=bottom,
+                top=top,
+                usd=c if c > 0 else math.nan,
+                change=change,
+                text=text,
+                colour=WATERFALL_COLOURS[kind],
+                summary=str(r.get("summary") or ""),
+                details=_attribution_details(r),
+            )
+        )
+        prev = c
+    last, c = steps[-1], costs[-1]
+    bars.append(
+        WaterfallBar(
+            label=base,
+            kind="end" if c > 0 else "missing",
+            bottom=floor if c > 0 else math.nan,
+            top=c if c > 0 else math.nan,
+            usd=c if c > 0 else math.nan,
+            change=math.nan,
+            text=fmt_usd(c) if c > 0 else "no design",
+            colour=WATERFALL_COLOURS["end" if c > 0 else "missing"],
+            summary=f"the preset {base}",
+            details=_attribution_details(last),
+        )
+    )
+    y_range = (floor, hi * 1.8) if y_log else (0.0, hi * 1.15)
+    return AttributionPanel(
+        model=walk["model"],
+        base=base,
+        bars=bars,
+        y_log=y_log,
+        floor=floor,
+        y_range=y_range,
+        title=f"{walk['model']}: the authors' code → {base}",
+    )
+
+
+def attribution_data(summary: dict, out_dir: Path) -> AttributionData | None:
+    """The attribution study as :class:`AttributionData`: a waterfall of the TCO-optimal cost
+    per model, from every switch at the authors' behaviour through each switch flipped back to
+    the preset; None without walks."""
+    walks = attribution_walks(summary)
+    if not walks:
+        return None
+    panels, missing = [], []
+    for w in walks:
+        panel = _waterfall(w)
+        if panel is None:
+            missing.append(w["model"])
+        else:
+            panels.append(panel)
+    if not panels:
+        return None
+    restart = any(b.kind == "restart" for p in panels for b in p.bars)
+    return AttributionData(
+        panels=panels,
+        missing=missing,
+        legend=WATERFALL_LEGEND + (RESTART_LEGEND if restart else ()),
+        title="From the authors' code's behaviour to the preset, one switch a step",
+        interactive_title=(
+            "Attribution: cost per token of the TCO-optimal design after each switch, "
+            "from the authors' code to the preset"
+        ),
+    )
+
+
 # name -> plot data; the figure files are figures/<name>.png/.svg, the plots "plot-<name>"
 PLOT_DATA: dict[str, Callable[[dict, Path], Any]] = {
     "pareto": pareto_data,
@@ -799,4 +1004,5 @@ PLOT_DATA: dict[str, Callable[[dict, Path], Any]] = {
     "sensitivity": sensitivity_data,
     "sparsity": sparsity_data,
     "hop_latency": hop_latency_data,
+    "attribution": attribution_data,
 }

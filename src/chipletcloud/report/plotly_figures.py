@@ -485,6 +485,127 @@ def hop_latency_plot(summary: dict, out_dir: Path) -> go.Figure | None:
     return fig
 
 
+def _log_tickvals(lo: float, hi: float) -> list[float]:
+    """Ticks at 1, 2 and 5 times the powers of ten between ``lo`` and ``hi`` (both > 0)."""
+    out = []
+    for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+        out += [float(f"{k}e{e}") for k in (1, 2, 5) if lo <= k * 10.0**e <= hi]
+    return out
+
+
+def _attribution_hover() -> str:
+    """The hover of a waterfall bar: the step, its summary, its cost and factor, the design
+    (customdata: summary, factor, cost, then :data:`plotdata.ATTRIBUTION_DETAILS`)."""
+    return (
+        "<b>%{x}</b><br>%{customdata[0]}<br>"
+        "<b>$%{customdata[2]:.4~g} per 1M tokens</b> %{customdata[1]}<br>"
+        "die %{customdata[3]:.0f} mm² · %{customdata[4]:.0f} chips/server · "
+        "%{customdata[5]:.0f} servers<br>"
+        "TP %{customdata[6]:.0f} · PP %{customdata[7]:.0f} · batch %{customdata[8]:.0f}<br>"
+        "%{customdata[9]:.3~g} ms/token<extra></extra>"
+    )
+
+
+def attribution_plot(summary: dict, out_dir: Path) -> go.Figure | None:
+    """A waterfall per model (one row each): the authors' behaviour, each switch flipped back
+    (floating bars, red dearer, green cheaper) and the preset's cost."""
+    d = plotdata.attribution_data(summary, out_dir)
+    if d is None:
+        return None
+    n = len(d.panels)
+    height, top, bottom = 150 + 400 * n, 120, 60
+    fig = make_subplots(
+        rows=n,
+        cols=1,
+        subplot_titles=[p.title for p in d.panels],
+        vertical_spacing=150 / (height - top - bottom),  # the tick labels and the next title
+    )
+    shown: set[str] = set()
+    names = dict(d.legend)
+    legend_of = {c: label for label, c in d.legend}
+    for row, panel in enumerate(d.panels, start=1):
+        labels = [b.label for b in panel.bars]
+        for colour in dict.fromkeys(b.colour for b in panel.bars if b.kind != "missing"):
+            bars = [b for b in panel.bars if b.colour == colour and b.kind != "missing"]
+            name = legend_of.get(colour, "")
+            fig.add_bar(
+                x=[b.label for b in bars],
+                y=[abs(b.top - b.bottom) for b in bars],
+                base=[min(b.bottom, b.top) for b in bars],
+                marker={"color": colour},
+                text=[b.text for b in bars],
+                textposition="outside",
+                cliponaxis=False,
+                name=name,
+                legendgroup=name,
+                showlegend=name in names and name not in shown,
+                customdata=[
+                    [b.summary, "" if b.kind in ("start", "end") else b.text, b.usd, *b.details]
+                    for b in bars
+                ],
+                hovertemplate=_attribution_hover(),
+                row=row,
+                col=1,
+            )
+            shown.add(name)
+        axis = "" if row == 1 else str(row)
+        for i, b in enumerate(panel.bars):
+            if b.kind == "missing":
+                fig.add_annotation(
+                    x=b.label,
+                    y=0.03,
+                    xref=f"x{axis}",
+                    yref=f"y{axis} domain",
+                    yanchor="bottom",
+                    textangle=-90,
+                    showarrow=False,
+                    text=b.text,
+                    font={"size": 11, "color": "#666"},
+                )
+            elif i > 0 and panel.bars[i - 1].usd > 0:  # the connector from the previous bar
+                fig.add_shape(
+                    type="line",
+                    x0=i - 1 + 0.35,
+                    x1=i - 0.35,
+                    y0=panel.bars[i - 1].usd,
+                    y1=panel.bars[i - 1].usd,
+                    xref=f"x{axis}",
+                    yref=f"y{axis}",
+                    line={"color": "#666", "width": 1},
+                )
+        lo, hi = panel.y_range
+        fig.update_xaxes(
+            type="category",
+            categoryorder="array",
+            categoryarray=labels,
+            tickangle=-35,
+            row=row,
+            col=1,
+        )
+        if panel.y_log:
+            ticks = _log_tickvals(lo, hi)
+            axis_kw = {
+                "type": "log",
+                "range": [math.log10(lo), math.log10(hi)],
+                "tickvals": ticks,
+                "ticktext": [f"{v:g}" for v in ticks],
+            }
+        else:
+            axis_kw = {"type": "linear", "range": [lo, hi]}
+        fig.update_yaxes(
+            **axis_kw,
+            title=d.y_label,
+            row=row,
+            col=1,
+        )
+    _layout(fig, d.interactive_title, height=height, bargap=0.3)
+    fig.update_layout(margin={"t": top, "b": bottom})
+    # the legend in one row between the title and the first panel's title
+    y = 1 + 32 / (height - top - bottom)
+    fig.update_layout(legend={"orientation": "h", "x": 0, "y": y, "yanchor": "bottom"})
+    return fig
+
+
 PLOTS: dict[str, Callable[[dict, Path], go.Figure | None]] = {
     "pareto": pareto_plot,
     "die_size": die_size_plot,
@@ -495,6 +616,7 @@ PLOTS: dict[str, Callable[[dict, Path], go.Figure | None]] = {
     "sensitivity": sensitivity_plot,
     "sparsity": sparsity_plot,
     "hop_latency": hop_latency_plot,
+    "attribution": attribution_plot,
 }
 
 

@@ -2,8 +2,9 @@
 
 Phase 1 on the default space (``--quick``: ``data/spaces/quick.yaml``), phase 2 for the eight
 paper models, the GPU/TPU comparison, the one shared design, the sparsity study, the design
-studies, the validation suite, then ``summary.json``, the Pareto tables, figures and
-``report.html`` in the output directory.
+studies, the attribution walk from the authors' code's behaviour to the preset
+(:mod:`chipletcloud.studies.attribution`), the validation suite, then ``summary.json``, the Pareto
+tables, figures and ``report.html`` in the output directory.
 """
 
 from __future__ import annotations
@@ -14,14 +15,24 @@ from pathlib import Path
 
 import numpy as np
 
-from chipletcloud.config import DATA, config_hash, load_space, resolve
+from chipletcloud.config import (
+    DATA,
+    HardwareSpace,
+    Params,
+    config_hash,
+    load_space,
+    resolve,
+    switch_names,
+)
 from chipletcloud.explore import software
 from chipletcloud.explore.hardware import explore_hardware
 from chipletcloud.models.catalogue import PAPER_MODELS, load_model
 from chipletcloud.report.store import manifest, write_json, write_parquet
 
-#: steps reported to a progress callback
-STEPS = 8 + 11
+#: the models of the attribution walk by default (``reproduce --attribute``)
+ATTRIBUTE_MODELS = ("gpt3",)
+#: steps reported to a progress callback (with the default attribution walk: one a step of it)
+STEPS = 8 + 12 + len(ATTRIBUTE_MODELS) * (1 + len(switch_names()))
 
 
 def reproduce(
@@ -31,9 +42,11 @@ def reproduce(
     models=PAPER_MODELS,
     progress: Callable[[str], None] | None = None,
     workload: dict | None = None,
+    attribute_models=ATTRIBUTE_MODELS,
 ) -> dict:
     """Run everything; write the outputs under ``out_dir``; return the summary. ``workload``
-    changes workload fields of the preset (e.g. a weight sparsity for every model)."""
+    changes workload fields of the preset (e.g. a weight sparsity for every model).
+    ``attribute_models`` are the models of the attribution walk (none: no walk, no study)."""
     from chipletcloud.baselines.asic_validation import validation_report
     from chipletcloud.baselines.compare import compare_results
     from chipletcloud.sparsity.capacity import capacity_study
@@ -43,6 +56,9 @@ def reproduce(
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     params = resolve(preset).with_workload(**(workload or {}))
+    attribute_models = list(dict.fromkeys(attribute_models or ()))
+    for name in attribute_models:
+        load_model(name)  # bad names fail before the run, not after phase 2
     space = load_space(DATA / "spaces" / "quick.yaml") if quick else load_space()
     hw = explore_hardware(space, params)
     table = hw.table
@@ -121,6 +137,9 @@ def reproduce(
             results=results,
         )
     step("hop latency study")
+    if attribute_models:
+        st["attribution"] = attribution_study(attribute_models, params, space, table, step)
+    step("attribution study")
 
     validation = validation_report(
         table,
@@ -163,6 +182,59 @@ def reproduce(
     return summary
 
 
+def attribution_study(
+    models: list[str],
+    params: Params,
+    space: HardwareSpace,
+    table: dict[str, np.ndarray],
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """The attribution walk (:func:`chipletcloud.studies.attribution.attribute`) of each model
+    from the authors' code's behaviour to the run's preset (with the run's workload changes) on
+    the run's space: ``{"models": {MODEL: result}}``. The phase-1 tables are shared between the
+    models; the run's own table serves the walk's last step (the preset itself)."""
+    from chipletcloud.studies.attribution import attribute, hardware_key, walk
+
+    tick = progress or (lambda _msg: None)
+    tables: dict = {}
+    last = resolve(walk(params.preset)[-1].preset)
+    a, b = last.config_dict(), params.config_dict()
+    if all(a[k] == b[k] for k in a if k not in ("preset", "workload", "search")):
+        tables[hardware_key(last)] = table  # the same hardware model under the walk's name
+    out = {}
+    for name in models:
+        out[name] = attribute(
+            name,
+            params.preset,
+            space=space,
+            tables=tables,
+            progress=lambda m: tick(f"attribution {m}"),
+        )
+    return {"models": out}
+
+
+def attribution_rows(study: dict | None) -> list[dict]:
+    """The attribution study as table rows: one per model and step (``step`` counts from 0, the
+    authors' behaviour), the step's design card and ``change``; missing values as NaN."""
+    from chipletcloud.studies.attribution import STEP_FIELDS
+
+    rows = []
+    for key, res in ((study or {}).get("models") or {}).items():
+        for i, r in enumerate(res.get("steps") or []):
+            row = {
+                "model": str(res.get("model") or key),
+                "base": str(res.get("base") or ""),
+                "step": i,
+                "switch": str(r.get("switch")),
+                "summary": str(r.get("summary") or ""),
+            }
+            for f in (*STEP_FIELDS, "change"):
+                v = r.get(f)
+                row[f] = float("nan") if v is None else float(v)
+            rows.append(row)
+    return rows
+
+
 def _write_tables(summary: dict, out_dir: Path) -> None:
     """The study results as Parquet tables too (queryable with ``chipletcloud query``)."""
     st = summary["studies"]
@@ -174,6 +246,7 @@ def _write_tables(summary: dict, out_dir: Path) -> None:
         "study_sensitivity": st.get("sensitivity", {}).get("rows", []),
         "study_nre": st.get("nre", {}).get("curve", []),
         "study_hop_latency": st.get("hop_latency", {}).get("rows", []),
+        "study_attribution": attribution_rows(st.get("attribution")),
         "sparsity": summary["sparsity"]["tco_vs_sparsity"],
         "validation": summary["validation"]["cases"],
         "asic_validation": summary["validation"]["asic_cases"],

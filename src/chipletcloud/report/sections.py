@@ -20,7 +20,7 @@ from chipletcloud.report.formats import (
     fmt_si,
     fmt_usd,
 )
-from chipletcloud.report.plotdata import fmt_latency
+from chipletcloud.report.plotdata import attribution_walks, fmt_factor, fmt_latency
 from chipletcloud.report.results import (
     device_label,
     dict_rows,
@@ -220,6 +220,9 @@ def captions(summary: dict) -> dict[str, str]:
     hop = hop_latency_caption(summary)
     if hop:
         cap["hop_latency"] = hop
+    attribution = attribution_caption(summary)
+    if attribution:
+        cap["attribution"] = attribution
     cap["pareto"] = (
         "Each line is a model's Pareto front of Chiplet Cloud designs; hover a point for its "
         "design. Filled baseline markers are rented, open ones fabricated; they take the colour "
@@ -371,6 +374,96 @@ def hop_latency_table(summary: dict) -> dict | None:
             for m in models
         ],
     }
+
+
+def largest_steps(steps: list[dict], k: int = 3) -> list[dict]:
+    """The ``k`` steps of an attribution walk that move the cost most, largest first (by the
+    rule of :func:`chipletcloud.studies.attribution.biggest_steps`), among those with a change."""
+    from chipletcloud.studies.attribution import biggest_steps
+
+    rows = [r for r in steps[1:] if num(r.get("change")) > -1]
+    return biggest_steps({"steps": [{}, *rows]}, k)
+
+
+def attribution_lines(summary: dict) -> list[str]:
+    """Per model of the attribution study: the cost with every switch at the authors' code's
+    behaviour, the preset's, the factor between them and the three largest steps with their
+    factors (``gpt3: $0.0928 per 1M tokens at the authors' code's behaviour, $0.277 at isca24
+    (×2.99 in all); largest steps prefill_charged ×1.61, ...``)."""
+    out = []
+    for w in attribution_walks(summary):
+        steps, base = w["steps"], w.get("base") or "the preset"
+        c0 = num(steps[0].get("usd_per_million_tokens"))
+        c1 = num(steps[-1].get("usd_per_million_tokens"))
+        text = (
+            f"{w['model']}: {fmt_usd(c0)} per 1M tokens at the authors' code's behaviour, "
+            f"{fmt_usd(c1)} at {base}"
+        )
+        if c0 > 0 and c1 > 0:
+            text += f" ({fmt_factor(c1 / c0 - 1.0)} in all)"
+        big = largest_steps(steps)
+        if big:
+            text += "; largest steps " + ", ".join(
+                f"{r.get('switch')} {fmt_factor(r.get('change'))}" for r in big
+            )
+        none = [str(r.get("switch")) for r in steps if not num(r.get("usd_per_million_tokens")) > 0]
+        if none:
+            text += f"; no design holds it at {', '.join(none)}"
+        out.append(text)
+    return out
+
+
+def attribution_caption(summary: dict) -> str | None:
+    """The attribution study's caption: what the waterfall shows, then per model
+    :func:`attribution_lines`; None without the study."""
+    lines = attribution_lines(summary)
+    if not lines:
+        return None
+    return (
+        "The TCO-optimal cost per 1M tokens with every switch at the authors' code's behaviour "
+        "(first bar), after each switch is flipped back to the preset (red: dearer, green: "
+        "cheaper, labelled with the factor; both phases searched again at each step) and at the "
+        "preset (last bar). The order of the switches is part of the result. "
+        + ". ".join(lines)
+        + "."
+    )
+
+
+ATTRIBUTION_HEADERS = (
+    "step",
+    "$ / 1M tokens",
+    "change",
+    "die mm²",
+    "chips/server",
+    "TP × PP",
+    "batch",
+)
+
+
+def attribution_tables(summary: dict) -> list[dict] | None:
+    """The attribution study as one table per model: a row per step (its switch, what it
+    changes, the cost, the change over the previous step and the TCO-optimal design); the last
+    row is the preset itself. None without the study."""
+    out = []
+    for w in attribution_walks(summary):
+        rows = []
+        for i, r in enumerate(w["steps"]):
+            tp, pp = num(r.get("tp")), num(r.get("pp"))
+            rows.append(
+                {
+                    "step": str(r.get("switch")),
+                    "summary": str(r.get("summary") or ""),
+                    "usd": fmt_usd(r.get("usd_per_million_tokens")),
+                    "change": fmt_pct(r.get("change")) if i > 0 else "",
+                    "die": fmt_int(r.get("die_area_mm2")),
+                    "chips": fmt_int(r.get("chips_per_server")),
+                    "tp_pp": "—" if math.isnan(tp + pp) else f"{tp:.0f} × {pp:.0f}",
+                    "batch": fmt_int(r.get("batch")),
+                    "last": i == len(w["steps"]) - 1,
+                }
+            )
+        out.append({"model": w["model"], "base": w.get("base") or "preset", "rows": rows})
+    return out or None
 
 
 def sparsity_table(summary: dict) -> dict | None:

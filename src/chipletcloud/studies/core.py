@@ -37,15 +37,22 @@ def top_designs(result: software.ModelResult, k: int) -> np.ndarray:
 
 
 def tco_split(card: dict, params: Params) -> tuple[float, float]:
-    """(capital, operating) USD per million tokens of a design card: server price and its
-    interest vs server opex, datacenter, electricity and PUE (docs/tco.md)."""
+    """(capital, operating) USD per million tokens of a design card: server price, its interest
+    and the NRE share vs server opex, datacenter, electricity and PUE (docs/tco.md). Under
+    ``power_source = tdp_capacity`` the datacentre is charged at the card's provisioned power and
+    the electricity at its mean power, as the search priced it."""
     servers = card["servers"]
+    energy_w = card["power_w"] / servers
+    capacity_w = energy_w
+    if params.choices.power_source == "tdp_capacity" and "provisioned_w" in card:
+        capacity_w = card["provisioned_w"] / servers
     parts = tco.server_tco_breakdown(
-        card["server_cost_usd"], card["power_w"] / servers, params=params.tco
+        card["server_cost_usd"], capacity_w, params=params.tco, energy_power_w=energy_w
     )
     thr = card["throughput_tokens_per_s"]
     per = fm.usd_per_million_tokens(servers, 1.0, tco.server_life_s(params.tco), thr)
-    capital = float(parts["capex"] + parts["interest"]) * per
+    nre = card.get("nre_usd_per_million_tokens", 0.0)
+    capital = float(parts["capex"] + parts["interest"]) * per + nre
     operating = (
         float(parts["opex"] + parts["datacenter"] + parts["electricity"] + parts["pue_overhead"])
         * per
@@ -210,7 +217,11 @@ def design_choice_study(table, results: dict, params: Params, big_die_mm2: float
     an HBM large chip (A100-like) and HBM small chiplets, per model and as a geometric mean
     (docs/baselines.md [A1]). HBM designs are built in-house and priced with the same TCO model;
     their mapping is searched with the same simulator."""
-    from chipletcloud.baselines.compare import baseline_search, best_mapping, device_tco_usd
+    from chipletcloud.baselines.compare import (
+        baseline_search,
+        best_mapping,
+        fabricated_usd_per_device_s,
+    )
 
     rows = []
     designs = _hbm_designs(params)
@@ -242,9 +253,8 @@ def design_choice_study(table, results: dict, params: Params, big_die_mm2: float
                     }
                 )
         for dname, dcard, fab in designs:
-            t = device_tco_usd(dcard, fab, params)
             pts = baseline_search(dcard, res.shape, wl, params.preset.search.batch_sizes)
-            best = best_mapping(pts, t["tco_usd"] / tco.server_life_s(params.tco))
+            best = best_mapping(pts, fabricated_usd_per_device_s(dcard, fab, params, pts))
             if best is not None:
                 rows.append(
                     {
@@ -277,15 +287,28 @@ def traffic_markers() -> dict[str, float]:
 
 
 def nre_study(
-    card: dict, rented_usd_per_million_tokens: float, params: Params, nre_usd: float = 35e6
+    card: dict, rented_usd_per_million_tokens: float, params: Params, nre_usd: float | None = None
 ) -> dict:
     """Cost per 1K tokens against the served rate: Chiplet Cloud pays the NRE over the server
     life plus whole systems (each one of ``card``); rented A100s cost the same per token at every
     rate. Break-even: the lowest rate where Chiplet Cloud is cheaper (docs/baselines.md [A1]:
-    $35M tape-out, v1 break-even near 46,000 GPT-3 tokens/s)."""
+    $35M tape-out, v1 break-even near 46,000 GPT-3 tokens/s).
+
+    The NRE is the preset's NRE card total (data/nre/*.yaml; ``nre_usd`` overrides it), the same
+    number ``include_nre`` amortises in the TCO; the card's cost is taken without its own NRE
+    share (``nre_usd_per_million_tokens``) so the NRE is counted once. The deployment the TCO
+    term assumes, ``tco.deployment_servers``, is marked on the curve: the rate it serves
+    (``deployment_tokens_per_s`` = deployment servers / servers a system x the system's rate)
+    and the cost there, which equals the card's cost with its NRE share when the deployment is
+    a whole number of systems (docs/tco.md#nre)."""
+    from chipletcloud.explore.software import nre_params
+
+    if nre_usd is None:
+        nre_usd = nre_params(params).total_usd
     life_s = tco.server_life_s(params.tco)
     thr = card["throughput_tokens_per_s"]
-    system_tco = card["usd_per_million_tokens"] / 1e6 * thr * life_s
+    own_nre = card.get("nre_usd_per_million_tokens", 0.0)
+    system_tco = (card["usd_per_million_tokens"] - own_nre) / 1e6 * thr * life_s
     rented = rented_usd_per_million_tokens / 1e3
 
     def cc(rate):
@@ -303,10 +326,14 @@ def nre_study(
     ]
     fine = np.logspace(2, 10, 4001)
     cheaper = fine[cc(fine) <= rented]
+    deploy = params.tco.deployment_servers / card["servers"] * thr
     return {
         "nre_usd": nre_usd,
         "system_tokens_per_s": thr,
         "breakeven_tokens_per_s": float(cheaper[0]) if cheaper.size else None,
+        "deployment_servers": params.tco.deployment_servers,
+        "deployment_tokens_per_s": float(deploy),
+        "deployment_usd_per_1k_tokens": float(cc(deploy)),
         "curve": curve,
         "markers": traffic_markers(),
     }
@@ -389,6 +416,20 @@ def sensitivity_study(space, table, spec, result, params: Params, k: int = 256) 
 SPARSITY_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
+def _reach_dense_servers(params: Params) -> Params:
+    """``params`` with its server multipliers extended by the multipliers / the weight storage
+    ratio of its workload (capped at 1000), so a sparse search reaches the dense server counts."""
+    ratio = software.workload(params.preset.workload).weight_storage_ratio
+    srch = params.preset.search
+    if ratio >= 1.0:
+        return params
+    mults = sorted(
+        {*srch.server_multipliers, *(min(m / ratio, 1000.0) for m in srch.server_multipliers)}
+    )
+    search = srch.model_copy(update={"server_multipliers": mults})
+    return replace(params, preset=params.preset.model_copy(update={"search": search}))
+
+
 def sparsity_sweep(
     table,
     results: dict,
@@ -397,7 +438,11 @@ def sparsity_sweep(
     levels=SPARSITY_LEVELS,
 ) -> list[dict]:
     """TCO per token against weight sparsity (0..90%) for each model and format, over the
-    model's ``k`` best dense designs: weights stored compressed, loaded dense."""
+    model's ``k`` best dense designs: weights stored compressed, loaded dense. Compressed weights
+    shrink the capacity minimum of servers by the storage ratio, so each sparse search also tries
+    the preset's server multipliers divided by that ratio: the server counts the dense search
+    tried stay in reach (otherwise a dense optimum at 4x its minimum, 96 GPT-3 servers, is out of
+    a 60%-sparse grid that stops at 8 x 4)."""
     rows = []
     for name, (spec, res) in results.items():
         sub = subset(table, top_designs(res, k))
@@ -409,11 +454,19 @@ def sparsity_sweep(
         dense = dense_card["usd_per_million_tokens"]
         plan = [("value_index", s) for s in levels] + [("bitmask", s) for s in levels]
         plan.append(("nm24", 0.5))
+        dense_nmin = software.search_inputs(sub, spec, params).nmin
         for fmt, s in plan:
-            p = params.with_workload(sparsity=s, sparse_format=fmt)
-            c = software.search(sub, spec, p).card("tco", sub)
-            if c is None:
+            p = _reach_dense_servers(params.with_workload(sparsity=s, sparse_format=fmt))
+            # the sparse model's own server counts, and exactly the dense search's ones (the
+            # dense capacity minimum times the multipliers): compression never loses a mapping
+            cards = [
+                software.search(sub, spec, p).card("tco", sub),
+                software.search(sub, spec, p, nmin=dense_nmin).card("tco", sub),
+            ]
+            cards = [x for x in cards if x is not None]
+            if not cards:
                 continue
+            c = min(cards, key=lambda x: (x["usd_per_million_tokens"], x["latency_s_per_token"]))
             rows.append(
                 {
                     "model": name,
