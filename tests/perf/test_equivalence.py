@@ -134,6 +134,7 @@ def _args(name: str, rng: np.random.Generator, n: int) -> tuple:
         ),  # fmt: skip
         "allreduce_fabric_s": (u(1e3, 1e9), *fabric(), ints(1, 32), packets()),
         "tensor_placement": (cps, tp, pp),
+        "group_links": (cps, tp, pp, u(1e9, 1e11), rng.choice([1.0, 8.0], n), ints(0, 5), dims()),
         "fabric_plan": (*fabric(), ints(1, 32)),
         "collective_plan": (*network(), rng.choice([4.0, 64.0, np.inf], n), u(0, 1e-6)),
         "v1_collectives_s": (u(1e3, 1e9), tp, pp, cps, u(1e9, 1e11), u(1e9, 1e11), u(0, 5e-6)),

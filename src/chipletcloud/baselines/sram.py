@@ -276,15 +276,8 @@ def design_table(card: SramCard, params) -> dict:
     if card.server_cost_usd is not None:
         server_cost = card.server_cost_usd
     elif card.die_area_mm2 is not None:
-        die = cost.die_cost_usd(
-            [card.die_area_mm2],
-            tech.wafer_cost_usd,
-            tech.defect_density_per_mm2,
-            tech.yield_cluster_alpha,
-            tech.test_cost_fraction,
-            tech.wafer_diameter_mm,
-            tech.dicing_gap_mm,
-            params.choices.dies_per_wafer_method,
+        die = cost.die_cost_from_tech(
+            [card.die_area_mm2], tech, params.choices.dies_per_wafer_method
         )
         pkg = package.package_cost_usd(
             [card.die_area_mm2], die, srv, params.choices.package_cost_model

@@ -82,16 +82,7 @@ def evaluate_servers(cand: dict[str, np.ndarray], params: Params) -> dict[str, n
         a, tech.wafer_diameter_mm, tech.dicing_gap_mm, ch.dies_per_wafer_method
     )
     out["die_yield"] = cost.die_yield(a, tech.defect_density_per_mm2, tech.yield_cluster_alpha)
-    out["die_cost_usd"] = cost.die_cost_usd(
-        a,
-        tech.wafer_cost_usd,
-        tech.defect_density_per_mm2,
-        tech.yield_cluster_alpha,
-        tech.test_cost_fraction,
-        tech.wafer_diameter_mm,
-        tech.dicing_gap_mm,
-        ch.dies_per_wafer_method,
-    )
+    out["die_cost_usd"] = cost.die_cost_from_tech(a, tech, ch.dies_per_wafer_method)
     k = cand["chips_per_package"].astype(float)
     out["package_cost_usd"] = package.package_cost_usd(
         a, out["die_cost_usd"], srv, ch.package_cost_model, k

@@ -133,3 +133,17 @@ def die_cost_usd(
         cost = np.where(dpw > 0, wafer_cost_usd / np.maximum(dpw, 1) / y, np.inf)
     cost = cost * (1.0 + test_cost_fraction)
     return _scalar_or_array(cost, area_mm2)
+
+
+def die_cost_from_tech(area_mm2: ArrayLike, tech, method: str = "rows"):
+    """:func:`die_cost_usd` with every constant from a tech card (``TechParams``)."""
+    return die_cost_usd(
+        area_mm2,
+        tech.wafer_cost_usd,
+        tech.defect_density_per_mm2,
+        tech.yield_cluster_alpha,
+        tech.test_cost_fraction,
+        tech.wafer_diameter_mm,
+        tech.dicing_gap_mm,
+        method,
+    )

@@ -56,6 +56,19 @@ def fabric(system: System) -> tuple:
     )
 
 
+def stage_layout(shape: LayerShape, wl: Workload, pp):
+    """(layers of the fullest stage, layers of the last stage) for ``pp`` stages
+    (:func:`chipletcloud.perf.formulas.balanced_stage_layers`, balanced per
+    ``Workload.balance_stages``)."""
+    return fm.balanced_stage_layers(
+        shape.num_layers,
+        pp,
+        wl.units_per_layer,
+        shape.head_layers,
+        1.0 if wl.balance_stages else 0.0,
+    )
+
+
 def collectives(system: System, nbytes, servers, tp, pp=1, latency_model: str = "isca24"):
     """(seconds of one all-reduce of ``nbytes`` over the tensor group, seconds of one
     stage-to-stage transfer of ``nbytes``) for ``system``'s rows
@@ -239,13 +252,7 @@ def stage_ops(
         latency_model=latency_model,
         kv_split=kv_split,
     )
-    full, last = fm.balanced_stage_layers(
-        shape.num_layers,
-        pp,
-        wl.units_per_layer,
-        shape.head_layers,
-        1.0 if wl.balance_stages else 0.0,
-    )
+    full, last = stage_layout(shape, wl, pp)
     ar, transfer = collectives(system, lo["allreduce_bytes"], servers, tp, pp, latency_model)
     a2a = 0.0
     if latency_model != "v1":  # v1 times no attention
@@ -306,13 +313,7 @@ def memory_per_chip(
     cache, for the KV heads it holds (:mod:`chipletcloud.perf.formulas`)."""
     pp = np.asarray(pp, float)
     tp = np.asarray(tp, float)
-    full, last = fm.balanced_stage_layers(
-        shape.num_layers,
-        pp,
-        wl.units_per_layer,
-        shape.head_layers,
-        1.0 if wl.balance_stages else 0.0,
-    )
+    full, last = stage_layout(shape, wl, pp)
     r = fm.kv_split_chips(shape.heads, shape.kv_heads, tp, np.asarray(kv_split, float))
     kv_layer = fm.kv_bytes_per_chip(
         1.0,

@@ -54,6 +54,7 @@ for _helper in (
     fm.fabric_hops,
     fm.allreduce_fabric_s,
     fm.tensor_placement,
+    fm.group_links,
     fm.v1_link_bandwidths,
     fm.kv_heads_per_chip,
     fm.gcd,
@@ -96,6 +97,7 @@ v1_link_bandwidths = njit(**JIT)(fm.v1_link_bandwidths)
 reduce_scatter_fabric_s = njit(**JIT)(fm.reduce_scatter_fabric_s)
 all_to_all_fabric_s = njit(**JIT)(fm.all_to_all_fabric_s)
 tensor_placement = njit(**JIT)(fm.tensor_placement)
+group_links = njit(**JIT)(fm.group_links)
 collectives_s = njit(**JIT)(fm.collectives_s)
 systolic_side = njit(**JIT)(fm.systolic_side)
 systolic_utilisation = njit(**JIT)(fm.systolic_utilisation)
@@ -138,6 +140,7 @@ COMPILED = {
         "reduce_scatter_fabric_s",
         "all_to_all_fabric_s",
         "tensor_placement",
+        "group_links",
         "collectives_s",
         "systolic_side",
         "systolic_utilisation",

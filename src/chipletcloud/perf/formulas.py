@@ -360,15 +360,28 @@ def kv_all_to_all_s(
     in :func:`collective_plan`); when r > g each server's g chips also send the share 1 - g / r
     of their bytes to other servers through their uplinks (``min(nics, g)`` NICs shared by
     ``share`` groups; one server hop). Plus the fixed cost of a collective. Zero when r = 1."""
-    g, _, share = tensor_placement(chips_per_server, tp, pp)
-    block = (topology == TORUS) & (dims == 2.0) & (g < chips_per_server)
-    fabric = select(block, MESH2D, topology)
+    g, _, share, fabric, uplink = group_links(
+        chips_per_server, tp, pp, server_link_bw, nics_per_server, topology, dims
+    )
     n_in = np.minimum(split_chips, g)
     inside = all_to_all_fabric_s(nbytes, n_in, chip_link_bw, hop_s, fabric, dims, packet_bytes)
-    uplink = server_link_bw * np.minimum(nics_per_server, g) / share
     spill = g * nbytes * (1.0 - g / split_chips)
     across = select(split_chips > g, spill / uplink + net_hop_s, 0.0)
     return select(split_chips > 1.0, inside + across + sync_s, 0.0)
+
+
+def group_links(chips_per_server, tp, pp, server_link_bw, nics_per_server, topology, dims):
+    """(chips a server ``g``, servers ``s``, uplink ``share``, the fabric the group's chips in a
+    server form, the bandwidth of each server's share of the uplinks) of the worst-placed tensor
+    group (:func:`tensor_placement`). A group smaller than its server's 2-D torus is a block of it,
+    without wrap-around links (a TPU pod's optical switches give every 3-D slice its own
+    wrap-around: it stays a torus); the group's ``min(nics, g)`` NICs are shared by ``share``
+    groups."""
+    g, s, share = tensor_placement(chips_per_server, tp, pp)
+    block = (topology == TORUS) & (dims == 2.0) & (g < chips_per_server)
+    fabric = select(block, MESH2D, topology)
+    uplink = server_link_bw * np.minimum(nics_per_server, g) / share
+    return g, s, share, fabric, uplink
 
 
 def tensor_placement(chips_per_server, tp, pp):
@@ -419,13 +432,10 @@ def collective_plan(
     the tensor group, the :func:`fabric_plan` inside a server and between servers, the flat
     ring's latency and slope, and the transfer's latency and bandwidth. Computed once a mapping
     and evaluated for each message by :func:`collective_times`."""
-    g, s, share = tensor_placement(chips_per_server, tp, pp)
-    # a group smaller than its server's 2-D torus is a block of it, without wrap-around links
-    # (a TPU pod's optical switches give every 3-D slice its own wrap-around: it stays a torus)
-    block = (topology == TORUS) & (dims == 2.0) & (g < chips_per_server)
-    fabric = select(block, MESH2D, topology)
+    g, s, share, fabric, uplink = group_links(
+        chips_per_server, tp, pp, server_link_bw, nics_per_server, topology, dims
+    )
     intra = fabric_plan(g, chip_link_bw, hop_s, fabric, dims, algorithms)
-    uplink = server_link_bw * np.minimum(nics_per_server, g) / share
     tiers = select(s <= net_radix, 0.0, select(s <= net_radix * net_radix / 2.0, 2.0, 4.0))
     net_hop = net_hop_s + tiers * net_tier_s
     across = fabric_plan(s, uplink, net_hop, SWITCH, 1.0, algorithms)

@@ -197,17 +197,7 @@ def _hbm_designs(params: Params) -> list[tuple[str, object, dict]]:
             continue
         card = DeviceCard.model_validate(entry["device"])
         fab = {k: v["value"] for k, v in entry["fabricated"].items()}
-        fab["die_cost_usd"] = float(
-            cost.die_cost_usd(
-                card.value("die_area_mm2"),
-                t.wafer_cost_usd,
-                t.defect_density_per_mm2,
-                t.yield_cluster_alpha,
-                t.test_cost_fraction,
-                t.wafer_diameter_mm,
-                t.dicing_gap_mm,
-            )
-        )
+        fab["die_cost_usd"] = float(cost.die_cost_from_tech(card.value("die_area_mm2"), t))
         out.append((name, card, fab))
     return out
 
