@@ -62,6 +62,16 @@ def _progress(total: int, label: str, enabled: bool):
         yield step
 
 
+@contextmanager
+def _status(label: str, enabled: bool):
+    """A spinner on stderr while a step without countable parts runs (a terminal only)."""
+    if not (enabled and err.is_terminal):
+        yield
+        return
+    with err.status(label):
+        yield
+
+
 PresetOpt = Annotated[str, typer.Option("--preset", help="Preset name (isca24, v1) or YAML path.")]
 IndexBitsOpt = Annotated[
     int | None, typer.Option("--index-bits", help="Index width of value_index (1..16; 8).")
@@ -442,10 +452,23 @@ def simulate_cmd(
     micro_batch: Annotated[int | None, typer.Option("--micro-batch")] = None,
     weight_dtype: Annotated[str, typer.Option("--weight-dtype")] = "bf16",
     kv_dtype: Annotated[str, typer.Option("--kv-dtype")] = "bf16",
+    compute_dtype: Annotated[
+        str | None,
+        typer.Option(
+            "--compute-dtype",
+            help="Matmul format (default: the weights' where the device has it, else bf16; "
+            "bf16 with 8/4-bit weights is weight-only quantisation).",
+        ),
+    ] = None,
+    stack: Annotated[
+        str | None,
+        typer.Option("--stack", help="Software stack (data/stacks; default: the device's)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Simulate serving a model on GPUs/TPUs: TTFT, time per output token, end-to-end latency,
-    throughput, and where the decode time goes."""
+    throughput, and where the decode time goes. Devices beyond tp x pp run data-parallel
+    replicas."""
     from chipletcloud.baselines.hbm import run
     from chipletcloud.models.catalogue import load_model
 
@@ -461,6 +484,8 @@ def simulate_cmd(
         micro_batch=micro_batch,
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype,
+        compute_dtype=compute_dtype,
+        stack=stack,
     )
     summary = r.summary()
     if not r.fits:
@@ -476,13 +501,28 @@ def simulate_cmd(
     if as_json:
         _emit_json(summary)
         return
-    t = Table(title=f"{r.model} on {devices} x {r.device} (TP {tp}, PP {pp}, batch {batch})")
+    if r.replicas > 1 or summary["idle_devices"]:
+        err.print(
+            f"{devices} devices run {r.replicas} data-parallel replica"
+            f"{'s' if r.replicas > 1 else ''} of TP {tp} x PP {pp}"
+            + (f"; {summary['idle_devices']} idle" if summary["idle_devices"] else "")
+            + ": output tokens/s is their sum, latencies are one replica's",
+            markup=False,
+            highlight=False,
+        )
+    sw = f", {r.stack}" if r.stack else ""
+    t = Table(
+        title=f"{r.model} on {devices} x {r.device} (TP {tp}, PP {pp}, batch {batch}, "
+        f"{r.compute_dtype} math{sw})"
+    )
     t.add_column("metric")
     t.add_column("value", justify="right")
     t.add_row("time to first token", f"{summary['ttft_s'] * 1e3:.2f} ms")
     t.add_row("time per output token", f"{summary['tpot_s'] * 1e3:.3f} ms")
     t.add_row("end to end", f"{summary['e2e_s'] * 1e3:.1f} ms")
     t.add_row("output tokens/s", f"{summary['output_tokens_per_s']:,.1f}")
+    if r.replicas > 1:
+        t.add_row("  a replica", f"{summary['output_tokens_per_s_per_replica']:,.1f}")
     for op, v in summary["breakdown"]["decode_s_per_token"].items():
         t.add_row(f"  decode: {op}", f"{v * 1e3:.3f} ms")
     out.print(t)
@@ -496,24 +536,48 @@ def validate(
     against the event-level simulation."""
     from chipletcloud.baselines.asic_validation import validation_report
 
-    report = validation_report()
+    with _status("validating (with a leave-one-source-out refit)", not as_json):
+        report = validation_report(leave_one_out=True)
     errs = [abs(c["error"]) for c in report["asic_cases"]]
     if as_json:
         _emit_json(report)
         return
-    t = Table(title="simulator vs measured hardware")
-    for col in ("case", "measured", "predicted", "unit", "error"):
-        t.add_column(col, justify="left" if col == "case" else "right")
+    t = Table(title="simulator vs measured hardware (calibrated on train, judged on test)")
+    for col in ("case", "split", "stack", "measured", "predicted", "unit", "error"):
+        t.add_column(col, justify="left" if col in ("case", "split", "stack") else "right")
     for c in report["cases"]:
         t.add_row(
             c["id"],
+            c["split"],
+            c["stack"],
             f"{c['measured']:,.3f}",
             f"{c['predicted']:,.3f}",
             c["unit"],
             f"{c['error']:+.1%}",
         )
     out.print(t)
-    out.print(f"median |error| {report['median_abs_error']:.1%}, max {report['max_abs_error']:.1%}")
+    t = Table(title="median |error| by device: train, test, leave one training source out")
+    for col in ("device", "train", "test", "left out"):
+        t.add_column(col, justify="left" if col == "device" else "right")
+    loso_dev = report["leave_one_source_out"]["per_device"]
+    for dev, parts in report["devices"].items():
+        cells = [
+            f"{p['median_abs_error']:.1%} ({p['cases']})" if p["cases"] else "-"
+            for p in (parts["train"], parts["test"])
+        ]
+        cells.append(f"{loso_dev[dev]:.1%}" if dev in loso_dev else "-")
+        t.add_row(dev, *cells)
+    out.print(t)
+    for split, v in report["split"].items():
+        out.print(
+            f"{split}: {v['cases']} cases from {len(v['sources'])} sources, median |error| "
+            f"{v['median_abs_error']:.1%}, max {v['max_abs_error']:.1%}, "
+            f"{v['share_beyond_30pct']:.0%} beyond 30%"
+        )
+    out.print(
+        "leave one training source out (refit on the others): median |error| "
+        f"{report['leave_one_source_out_median_abs_error']:.1%}"
+    )
     if report["asic_cases"]:
         out.print(
             f"analytic ASIC model vs event-level simulation: {len(errs)} points, median "
@@ -544,6 +608,75 @@ def validate(
             if v["cases"]
         )
     )
+
+
+@app.command()
+def calibrate(
+    device: Annotated[
+        str | None, typer.Option("--device", help="Fit this device only (and its stacks).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write the fitted device and stack cards under DIR/devices, DIR/stacks."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Fit the GPU/TPU device efficiencies and the software stacks' fixed costs on the training
+    cases (least squares on log error, physical bounds): one reproducible command instead of a
+    hand fit (docs/validation.md#calibration)."""
+    from chipletcloud.baselines.calibrate import fit, write_cards
+    from chipletcloud.baselines.validation import case_rows, load_cases, split_summary
+
+    warnings: list[str] = []
+    with _status("calibrating on the train split", not as_json):
+        result = fit(device=device, warn=warnings.append)
+        devs, stacks = result.cards()
+        cases = load_cases()
+        if device is not None:
+            names = set(devs)
+            cases = [c for c in cases if c["setup"]["device"] in names]
+        rows = case_rows(cases, devs, stacks)
+    for w in warnings:
+        err.print(w, markup=False, highlight=False)
+    written = write_cards(result, out_dir) if out_dir is not None else []
+    summary = split_summary(rows)
+    if as_json:
+        _emit_json(
+            {
+                "parameters": result.table(),
+                "train_ids": result.train_ids,
+                "sources": result.sources,
+                "train_median_abs_error": result.train_median_abs_error,
+                "split": summary,
+                "at_bound": result.at_bound,
+                "written": [str(p) for p in written],
+            }
+        )
+        return
+    t = Table(title="calibration on the train split")
+    for col in ("owner", "parameter", "prior", "fitted", "bounds", ""):
+        t.add_column(col, justify="left" if col in ("owner", "parameter", "") else "right")
+    for r in result.table():
+        note = "at bound" if r["at_bound"] else ("" if r["identified"] else "not identified")
+        t.add_row(
+            r["owner"],
+            r["parameter"],
+            f"{r['prior']:.4g}",
+            f"{r['value']:.4g}",
+            f"[{r['low']:g}, {r['high']:g}]",
+            note,
+        )
+    out.print(t)
+    for split, v in summary.items():
+        if v["cases"]:
+            out.print(
+                f"{split}: {v['cases']} cases, median |error| {v['median_abs_error']:.1%}, "
+                f"{v['share_beyond_30pct']:.0%} beyond 30%"
+            )
+    for p in written:
+        out.print(f"wrote {p}")
 
 
 @app.command("sparsity")

@@ -23,7 +23,20 @@ from chipletcloud.baselines.devices import (
 )
 from chipletcloud.errors import InputError
 
-DEVICES = ("a100-80gb", "a100-40gb", "h100-sxm", "tpu-v4", "h200", "b200", "tpu-v5p")
+DEVICES = (
+    "a100-80gb",
+    "a100-40gb",
+    "h100-sxm",
+    "tpu-v4",
+    "h200",
+    "b200",
+    "tpu-v5p",
+    "mi300x",
+    "mi325x",
+    "tpu-v5e",
+    "tpu-v6e",
+    "gb200-nvl72",
+)
 
 
 def test_builtin_names():
@@ -45,7 +58,11 @@ def test_every_card_loads_and_every_constant_is_sourced(name):
     for key in ("flops_efficiency", "hbm_efficiency"):
         assert 0 < card.value(key) <= 1
     assert card.kind == ("tpu" if name.startswith("tpu") else "gpu")
-    assert card.scale_up_topology == ("torus3d" if card.kind == "tpu" else "nvswitch")
+    # NVLink switches on NVIDIA, Infinity Fabric all-to-all on AMD, a 3-D torus on TPU v4/v5p
+    # and a 2-D torus on the inference TPUs (v5e, v6e)
+    expected = {"mi300x": "full", "mi325x": "full", "tpu-v5e": "torus2d", "tpu-v6e": "torus2d"}
+    default = "torus3d" if card.kind == "tpu" else "nvswitch"
+    assert card.scale_up_topology == expected.get(name, default)
 
 
 @pytest.mark.parametrize("name", [d for d in DEVICES if d != "a100-40gb"])
@@ -66,7 +83,7 @@ def test_reference_s8_device_facts_exactly():
     a100 = load_device("a100-80gb")
     assert a100.peak_flops("bf16") == 312e12
     assert a100.value("hbm_bandwidth_bytes_per_s") == 2039e9
-    assert a100.value("hbm_bytes") == 80e9
+    assert a100.value("hbm_bytes") == 80 * 2**30  # 80 GiB: HBM dies have binary capacities
     assert a100.value("scale_up_bytes_per_s") == 300e9
     assert a100.value("tdp_w") == 400
     assert a100.value("die_area_mm2") == 826
@@ -75,7 +92,7 @@ def test_reference_s8_device_facts_exactly():
     h100 = load_device("h100-sxm")
     assert h100.peak_flops("bf16") == 989e12
     assert h100.value("hbm_bandwidth_bytes_per_s") == 3350e9
-    assert h100.value("hbm_bytes") == 80e9
+    assert h100.value("hbm_bytes") == 80 * 2**30
     assert h100.value("scale_up_bytes_per_s") == 450e9
     assert h100.value("tdp_w") == 700
     assert h100.value("die_area_mm2") == 814

@@ -134,18 +134,23 @@ def asic_validation(
 
 
 def validation_report(
-    table: dict[str, np.ndarray] | None = None, params=None, n_points=3, results=None
+    table: dict[str, np.ndarray] | None = None,
+    params=None,
+    n_points=3,
+    results=None,
+    leave_one_out: bool = False,
 ) -> dict:
     """The whole validation: the simulator against measured hardware
     (:func:`chipletcloud.baselines.validation.validate`), against measured all-SRAM machines
     (``asic_measured``, :mod:`chipletcloud.baselines.asic_measured`), and the analytic ASIC model
     against the event-level simulation (:func:`asic_validation`) on ``table`` (default: phase 1
     on the default space under ``params``, default the ``isca24`` preset). What ``validate``
-    prints and ``reproduce`` reports."""
+    prints and ``reproduce`` reports; ``leave_one_out`` adds the leave-one-source-out
+    calibration (a refit a training source, about a minute on 2 cores)."""
     params = params or resolve("isca24")
     if table is None:
         table = explore_hardware(load_space(), params).table
-    report = validate()
+    report = validate(leave_one_out=leave_one_out)
     report.update(asic_validation(table, params, n_points=n_points, results=results))
     rows = asic_measured_cases()
     report["asic_measured"] = rows

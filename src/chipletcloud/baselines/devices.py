@@ -51,7 +51,6 @@ REQUIRED_CONSTANTS: tuple[str, ...] = (
     "flops_efficiency",
     "hbm_efficiency",
     "collective_startup_s",
-    "kernel_overhead_s",
     "link_efficiency",
 )
 #: Constants a card may carry; a number format the device lacks is simply left out.
@@ -62,9 +61,29 @@ OPTIONAL_CONSTANTS: tuple[str, ...] = (
     "peak_fp4_flops",
     "hbm_stacks",
     "idle_power_w",
+    "flops_efficiency_fp8",
+    "flops_efficiency_int8",
+    "flops_efficiency_fp4",
 )
 #: Fractions of peak: must lie in (0, 1].
-EFFICIENCY_CONSTANTS: tuple[str, ...] = ("flops_efficiency", "hbm_efficiency", "link_efficiency")
+EFFICIENCY_CONSTANTS: tuple[str, ...] = (
+    "flops_efficiency",
+    "hbm_efficiency",
+    "link_efficiency",
+    "flops_efficiency_fp8",
+    "flops_efficiency_int8",
+    "flops_efficiency_fp4",
+)
+#: The matmul efficiency of each compute format: its own constant where the card has one (fitted
+#: on cases in that format), else the bf16 ``flops_efficiency`` (docs/validation.md#formats).
+FORMAT_EFFICIENCY: dict[str, str] = {
+    "bf16": "flops_efficiency",
+    "fp16": "flops_efficiency",
+    "fp8": "flops_efficiency_fp8",
+    "int8": "flops_efficiency_int8",
+    "int4": "flops_efficiency_int8",
+    "fp4": "flops_efficiency_fp4",
+}
 
 #: In-house cost inputs every price card must carry under ``fabricated`` (positive Quantities).
 REQUIRED_FABRICATED: tuple[str, ...] = (
@@ -131,8 +150,11 @@ class DeviceCard(_Strict):
     name: str = Field(min_length=1)
     kind: Literal["gpu", "tpu"]
     description: str = Field(min_length=1)
-    scale_up_topology: Literal["nvswitch", "torus3d"]
+    scale_up_topology: Literal["nvswitch", "torus3d", "torus2d", "full"]
     scale_up_domain: int = Field(ge=1, description="devices in one scale-up domain")
+    default_stack: str | None = Field(
+        default=None, description="software stack when none is named (data/stacks)"
+    )
     constants: dict[str, Quantity]
 
     @field_validator("constants")
@@ -145,6 +167,25 @@ class DeviceCard(_Strict):
         if key not in self.constants:
             raise InputError(f"{self.name}.constants", key, ", ".join(sorted(self.constants)))
         return self.constants[key].value
+
+    def flops_efficiency(self, dtype: str) -> float:
+        """Achievable fraction of the ``dtype`` peak for matmuls: the format's own fitted
+        constant (:data:`FORMAT_EFFICIENCY`), else the bf16 one."""
+        key = FORMAT_EFFICIENCY.get(dtype, "flops_efficiency")
+        q = self.constants.get(key) or self.constants["flops_efficiency"]
+        return float(q.value)
+
+    def with_values(self, values: dict[str, float], source: str | None = None) -> DeviceCard:
+        """A copy with constants set (new keys get the unit of a fraction of peak or seconds),
+        ``source`` recorded on each."""
+        consts = dict(self.constants)
+        for key, v in values.items():
+            old = consts.get(key)
+            unit = old.unit if old else ("s" if key.endswith("_s") else "fraction of peak")
+            consts[key] = Quantity(
+                value=float(v), unit=unit, source=source or (old.source if old else "set")
+            )
+        return self.model_copy(update={"constants": consts})
 
     def dtypes(self) -> list[str]:
         """Number formats :meth:`peak_flops` answers for this device."""

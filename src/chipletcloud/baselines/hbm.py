@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from chipletcloud.baselines.sram import (
     read_card,
     sram_system,
 )
+from chipletcloud.baselines.stacks import DEFAULT_STACK, StackCard, load_stack
 from chipletcloud.config import TechParams, card_params
 from chipletcloud.errors import InputError
 from chipletcloud.models.llm import ModelSpec
@@ -34,7 +36,7 @@ from chipletcloud.perf.analytic import memory_per_chip, simulate, stage_ops
 from chipletcloud.perf.codes import OPS, TOPOLOGIES, algorithm_mask
 from chipletcloud.perf.workload import LayerShape, System, Workload
 
-DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5, "fp4": 0.5}
 
 
 def check_dtype(field: str, dtype: str) -> float:
@@ -43,15 +45,34 @@ def check_dtype(field: str, dtype: str) -> float:
     return DTYPE_BYTES[dtype]
 
 
-def compute_flops(card: DeviceCard, weight_dtype: str) -> float:
-    """Peak FLOP/s the matmuls run at for weights stored as ``weight_dtype``."""
-    if weight_dtype in ("fp8", "int8", "int4"):
-        for fmt in (weight_dtype,) if weight_dtype != "int4" else ("int4", "int8"):
-            try:
-                return card.peak_flops(fmt)
-            except InputError:
-                continue
-    return card.peak_flops("bf16")
+COMPUTE_DTYPES = ("bf16", "fp16", "fp8", "int8", "int4", "fp4")
+
+
+def compute_format(card: DeviceCard, weight_dtype: str, compute_dtype: str | None = None) -> str:
+    """The number format the matmuls run in.
+
+    ``compute_dtype`` named: that format (full low-precision compute, or ``bf16`` with 8/4-bit
+    weights for weight-only quantisation), refused where the device has no units for it.
+    Unnamed: the weight format where the device has units for it (fp8 on Hopper/Blackwell, int8
+    on A100/TPU, fp4 on Blackwell), else bf16 (weight-only quantisation: smaller reads, 16-bit
+    math)."""
+    if compute_dtype is not None:
+        if compute_dtype not in COMPUTE_DTYPES:
+            raise InputError("compute_dtype", compute_dtype, ", ".join(COMPUTE_DTYPES))
+        card.peak_flops(compute_dtype)  # refuses a format the device lacks
+        return compute_dtype
+    if weight_dtype in ("fp8", "int8", "int4", "fp4"):
+        try:
+            card.peak_flops(weight_dtype)
+            return weight_dtype
+        except InputError:
+            pass
+    return "bf16"
+
+
+def compute_flops(card: DeviceCard, weight_dtype: str, compute_dtype: str | None = None) -> float:
+    """Peak FLOP/s the matmuls run at (:func:`compute_format`)."""
+    return card.peak_flops(compute_format(card, weight_dtype, compute_dtype))
 
 
 def _optional(card: DeviceCard, key: str, default: float) -> float:
@@ -65,15 +86,36 @@ SCALE_UP_FABRICS = {
     "nvswitch": (TOPOLOGIES["switch"], 1.0),
     "torus3d": (TOPOLOGIES["torus2d"], 3.0),
     "torus2d": (TOPOLOGIES["torus2d"], 2.0),
+    "full": (TOPOLOGIES["full"], 1.0),
     "ring": (TOPOLOGIES["ring"], 1.0),
 }
-#: What NCCL and the TPU runtime choose from (docs/interconnect.md): rings inside the scale-up
-#: domain, and rings or a hierarchical all-reduce across domains.
-DEVICE_ALGORITHMS = algorithm_mask(["ring", "hierarchical"])
+
+
+def device_stack(card: DeviceCard, stack: str | StackCard | None = None) -> StackCard:
+    """The software stack a device runs: ``stack`` when named, else the card's
+    ``default_stack``, else the vendor runtime of its kind (:data:`DEFAULT_STACK`)."""
+    if stack is not None:
+        return load_stack(stack)
+    return load_stack(card.default_stack or DEFAULT_STACK[card.kind])
+
+
+def device_workload(stack: StackCard, **kw) -> Workload:
+    """A :class:`Workload` with the stack's kernels a layer, fused attention and decode KV reads."""
+    return Workload(
+        **kw,
+        layer_kernels=MappingProxyType({k: float(v) for k, v in stack.layer_kernels.items()}),
+        fused_attention=stack.fused_attention,
+        kv_reads_per_query_head=not stack.gqa_aware_decode,
+    )
 
 
 def device_system(
-    card: DeviceCard, weight_dtype: str = "bf16", n: int = 1, tech: TechParams | None = None
+    card: DeviceCard,
+    weight_dtype: str = "bf16",
+    n: int = 1,
+    tech: TechParams | None = None,
+    stack: str | StackCard | None = None,
+    compute_dtype: str | None = None,
 ) -> System:
     """``n`` identical rows describing one device of ``card`` (see the module docstring).
 
@@ -91,9 +133,11 @@ def device_system(
     t = tech or card_params("tech", "7nm")
     link_eff = _optional(card, "link_efficiency", 1.0)
     fabric = SCALE_UP_FABRICS.get(card.scale_up_topology, SCALE_UP_FABRICS["ring"])
+    sw = device_stack(card, stack)
+    fmt = compute_format(card, weight_dtype, compute_dtype)
     return System.broadcast(
-        flops=np.full(n, compute_flops(card, weight_dtype)),
-        mem_bytes=v("hbm_bytes"),
+        flops=np.full(n, card.peak_flops(fmt)),
+        mem_bytes=v("hbm_bytes") * sw.value("memory_fraction"),
         mem_bw=v("hbm_bandwidth_bytes_per_s"),
         chip_link_bw=v("scale_up_bytes_per_s") * link_eff,
         server_link_bw=v("scale_out_bytes_per_s") * link_eff,
@@ -102,16 +146,19 @@ def device_system(
         net_hop_s=v("collective_startup_s"),
         sync_s=0.0,
         topology=float(fabric[0]),
-        algorithms=DEVICE_ALGORITHMS,
+        algorithms=algorithm_mask(sw.allreduce),
         nics_per_server=float(card.scale_up_domain),
         **card_params("link", "serdes_7nm").network_columns(),
         fma_j=t.fma_energy_pj * 1e-12,
         mem_j_per_byte=t.hbm_read_pj_per_byte * 1e-12,
         act_j_per_byte=t.sram_activation_read_pj_per_byte * 1e-12,
         static_w_per_chip=_optional(card, "idle_power_w", 0.0),
-        flops_eff=v("flops_efficiency"),
+        flops_eff=card.flops_efficiency(fmt),
         mem_eff=v("hbm_efficiency"),
-        op_overhead_s=v("kernel_overhead_s"),
+        op_overhead_s=sw.decode_kernel_s(),
+        eager_overhead_s=sw.value("kernel_launch_s"),
+        step_overhead_s=sw.value("step_overhead_s"),
+        request_overhead_s=sw.value("request_overhead_s"),
         collective_dims=fabric[1],
     )
 
@@ -132,6 +179,9 @@ class Run:
     weight_bytes_per_device: float
     kv_bytes_per_device: float
     hbm_bytes_per_device: float
+    replicas: int = 1
+    stack: str | None = None
+    compute_dtype: str = "bf16"
 
     @property
     def fits(self) -> bool:
@@ -151,10 +201,15 @@ class Run:
             "pp": self.pp,
             "batch": self.batch,
             "micro_batch": self.micro_batch,
+            "replicas": self.replicas,
+            "idle_devices": self.devices - self.replicas * self.tp * self.pp,
+            "stack": self.stack,
+            "compute_dtype": self.compute_dtype,
             "ttft_s": s["prefill_s"],
             "tpot_s": s["tpot_s"],
             "e2e_s": s["e2e_s"],
-            "output_tokens_per_s": s["throughput_tokens_per_s"],
+            "output_tokens_per_s": s["throughput_tokens_per_s"] * self.replicas,
+            "output_tokens_per_s_per_replica": s["throughput_tokens_per_s"],
             "weight_bytes_per_device": self.weight_bytes_per_device,
             "kv_bytes_per_device": self.kv_bytes_per_device,
             "hbm_bytes_per_device": self.hbm_bytes_per_device,
@@ -186,9 +241,17 @@ def run(
     micro_batch: int | None = None,
     weight_dtype: str = "bf16",
     kv_dtype: str = "bf16",
+    compute_dtype: str | None = None,
+    stack: str | StackCard | None = None,
 ) -> Run:
     """Simulate serving ``spec`` (its real shape, embeddings included) on ``devices`` devices of
-    an HBM/GDDR device card or an SRAM card (:mod:`chipletcloud.baselines.sram`)."""
+    an HBM/GDDR device card or an SRAM card (:mod:`chipletcloud.baselines.sram`).
+
+    ``devices`` beyond ``tp x pp`` run ``devices // (tp x pp)`` data-parallel replicas, each
+    serving its own batch of ``batch`` sequences: the output tokens/s is the replicas' sum
+    (``replicas``, and ``idle_devices`` for a remainder, in the summary). ``stack``: the
+    software stack of a GPU/TPU (:mod:`chipletcloud.baselines.stacks`; default the card's).
+    ``compute_dtype``: the matmul format (:func:`compute_format`)."""
     card = load_any_device(device) if isinstance(device, str) else device
     for field, val, lo in (
         ("devices", devices, 1),
@@ -210,11 +273,22 @@ def run(
         raise InputError("micro_batch", micro_batch, f"a divisor of the batch {batch}")
     wb, kvb = check_dtype("weight_dtype", weight_dtype), check_dtype("kv_dtype", kv_dtype)
     shape = LayerShape.from_spec(spec, include_embeddings=True)
-    wl = Workload(input_tokens, output_tokens, weight_bytes=wb, kv_bytes=kvb, act_bytes=2.0)
+    sizes = dict(
+        prompt_tokens=input_tokens,
+        output_tokens=output_tokens,
+        weight_bytes=wb,
+        kv_bytes=kvb,
+        act_bytes=2.0,
+    )
     if isinstance(card, SramCard):
         sys_ = sram_system(card, weight_dtype)
+        wl = Workload(**sizes)
+        stack_name, fmt = None, weight_dtype
     else:
-        sys_ = device_system(card, weight_dtype)
+        sw = device_stack(card, stack)
+        sys_ = device_system(card, weight_dtype, stack=sw, compute_dtype=compute_dtype)
+        wl = device_workload(sw, **sizes)
+        stack_name, fmt = sw.name, compute_format(card, weight_dtype, compute_dtype)
     servers = tp * pp / card.scale_up_domain  # > 1: stages talk over the scale-out network
     sim = simulate(
         sys_, shape, wl, servers=servers, pp=pp, batch=batch, micro_batch=micro_batch, tp=tp
@@ -238,4 +312,7 @@ def run(
         float(np.ravel(w)[0]),
         float(np.ravel(kv)[0]),
         float(np.ravel(sys_.mem_bytes)[0]),
+        replicas=devices // (tp * pp),
+        stack=stack_name,
+        compute_dtype=fmt,
     )

@@ -124,6 +124,16 @@ def phase_rows(wl: Workload, micro_batch, phase: str):
     raise ValueError(phase)  # pragma: no cover - internal
 
 
+def kernel_overhead_s(system: System, phase: str):
+    """Fixed seconds a kernel launch costs in ``phase``: ``op_overhead_s`` (a decode kernel,
+    inside a CUDA graph where the stack captures one), and for a prefill kernel the eager launch
+    ``eager_overhead_s`` where the system states one (docs/validation.md#software-stacks)."""
+    if phase == "prefill":
+        eager = np.asarray(system.eager_overhead_s, float)
+        return np.where(np.isnan(eager), system.op_overhead_s, eager)
+    return system.op_overhead_s
+
+
 def layer_ops(
     system: System,
     shape: LayerShape,
@@ -199,7 +209,10 @@ def layer_ops(
             att_flops / f_att,
             att_bytes / bw,
         ),
-        "softmax": elementwise(2.0 * pairs * seq_share * local_heads * ab),
+        # a fused (FlashAttention-style) kernel keeps the scores on chip: no softmax pass
+        "softmax": elementwise(
+            0.0 if wl.fused_attention else 2.0 * pairs * seq_share * local_heads * ab
+        ),
         "out_proj": mm(2 * rows * o_p, o_p * wb, d),
         "norms": elementwise(2.0 * 2.0 * rows * d * ab),
         "mlp_in": mm(2 * rows * mlp_tok * s_in, mlp_rd * s_in * wb, mlp_tok * s_in / d),
@@ -207,8 +220,9 @@ def layer_ops(
         "mlp_out": mm(2 * rows * mlp_tok * (1 - s_in), mlp_rd * (1 - s_in) * wb, d),
     }
     out: dict[str, np.ndarray] = {}
+    per_kernel = kernel_overhead_s(system, phase)
     for op, (t, c, mem) in parts.items():
-        overhead = 0.0 if v1 else wl.layer_kernels[op] * system.op_overhead_s
+        overhead = 0.0 if v1 else wl.layer_kernels[op] * per_kernel
         out[op] = t + overhead
         out[f"{op}_compute"] = c
         out[f"{op}_memory"] = mem
@@ -283,7 +297,7 @@ def stage_ops(
             v1,
         )
     if not v1:
-        t_head = t_head + wl.layer_kernels["lm_head"] * system.op_overhead_s
+        t_head = t_head + wl.layer_kernels["lm_head"] * kernel_overhead_s(system, phase)
     t_head = np.where(shape.head_matmul_params > 0, t_head, 0.0)
     # the slowest stage: the last (its layers and the LM head) or a full one
     per_layer = sum(lo[m] for ms in OP_GROUPS.values() for m in ms) + 2.0 * ar + 2.0 * a2a
@@ -393,8 +407,10 @@ def simulate(
     )
     dec = stage_ops(system, shape, wl, phase="decode", **kw)
     pre = stage_ops(system, shape, wl, phase="prefill", **kw)
-    tau = np.maximum(pp, n_mb) * dec["stage"]
-    prefill = (pp + n_mb - 1.0) * pre["stage"]
+    # the runtime's host work: a decode step's unoverlapped scheduling, and a request's fixed
+    # cost before its first token (0 on the ASIC; a GPU's software stack, baselines/stacks.py)
+    tau = np.maximum(pp, n_mb) * dec["stage"] + system.step_overhead_s
+    prefill = (pp + n_mb - 1.0) * pre["stage"] + system.request_overhead_s
     g = float(wl.output_tokens)
     e2e = prefill + (g - 1.0) * tau
     cp = 1.0 if wl.count_prefill else 0.0  # the run a TCO divides by: prefill + decode, or decode

@@ -199,6 +199,10 @@ class Workload:
     #: layers assigned so the slowest stage, the LM head on the last, is shortest
     #: (:func:`chipletcloud.perf.formulas.balanced_stage_layers`)
     balance_stages: bool = False
+    #: a fused attention kernel keeps the scores on chip: no softmax pass over memory
+    #: (a GPU stack's ``fused_attention``; off on the ASIC, whose scores stay in SRAM anyway
+    #: but are charged as the authors did)
+    fused_attention: bool = False
 
     @property
     def kernels_per_layer(self) -> float:
@@ -248,6 +252,11 @@ class System:
     further switch tier adds (a switch and a link). ``attn_eff`` is the fraction of the
     matmuls' achievable FLOP/s that attention (QK^T and AV) reaches (1: the same; the ASIC's
     derated efficiencies, docs/inference-model.md#achieved-efficiency).
+
+    A serving runtime's host costs (GPUs/TPUs, from the stack card; 0 and NaN on the ASIC):
+    ``eager_overhead_s`` the fixed time of a prefill kernel launched eagerly (NaN: as
+    ``op_overhead_s``), ``step_overhead_s`` the unoverlapped host work of each decode step,
+    ``request_overhead_s`` a request's fixed cost before its first token.
     """
 
     flops: np.ndarray
@@ -275,6 +284,9 @@ class System:
     net_radix: np.ndarray | float = np.inf
     net_tier_s: np.ndarray | float = 0.0
     attn_eff: np.ndarray | float = 1.0
+    eager_overhead_s: np.ndarray | float = np.nan
+    step_overhead_s: np.ndarray | float = 0.0
+    request_overhead_s: np.ndarray | float = 0.0
 
     def __len__(self) -> int:
         return len(self.flops)
@@ -299,6 +311,9 @@ class System:
         kw.setdefault("net_radix", np.inf)
         kw.setdefault("net_tier_s", 0.0)
         kw.setdefault("attn_eff", 1.0)
+        kw.setdefault("eager_overhead_s", np.nan)
+        kw.setdefault("step_overhead_s", 0.0)
+        kw.setdefault("request_overhead_s", 0.0)
         arrays = np.broadcast_arrays(*[np.asarray(kw[f.name], float) for f in fields(cls)])
         return cls(
             **{f.name: np.ascontiguousarray(a) for f, a in zip(fields(cls), arrays, strict=True)}

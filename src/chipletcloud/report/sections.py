@@ -150,7 +150,17 @@ def glance(summary: dict) -> list[tuple[str, str]]:
             )
         )
     v = section(summary, "validation") or {}
-    if v.get("median_abs_error") is not None:
+    split = v.get("split")
+    if isinstance(split, dict) and split.get("test", {}).get("median_abs_error") is not None:
+        tr, te = split["train"], split["test"]
+        out.append(
+            (
+                "GPU/TPU validation, median |error|",
+                f"train {fmt_pct(tr['median_abs_error'], False)} ({tr['cases']} cases), test "
+                f"{fmt_pct(te['median_abs_error'], False)} ({te['cases']} cases)",
+            )
+        )
+    elif v.get("median_abs_error") is not None:
         out.append(
             (
                 "validation, median |error|",
@@ -506,6 +516,7 @@ def validation(summary: dict) -> dict | None:
         return None
     cases = [c for c in v.get("cases") or [] if isinstance(c, dict)]
     tol = v.get("tolerance")
+    split = v.get("split")
     return {
         "cases": cases,
         "has_level": any("level" in c for c in cases),
@@ -520,6 +531,11 @@ def validation(summary: dict) -> dict | None:
         "max": v.get("max_abs_error"),
         "asic": [c for c in v.get("asic_cases") or [] if isinstance(c, dict)],
         "asic_median": v.get("asic_median_abs_error"),
+        "has_split": isinstance(split, dict),
+        "train_median": (split or {}).get("train", {}).get("median_abs_error"),
+        "train_cases": (split or {}).get("train", {}).get("cases"),
+        "test_median": (split or {}).get("test", {}).get("median_abs_error"),
+        "test_cases": (split or {}).get("test", {}).get("cases"),
     }
 
 
