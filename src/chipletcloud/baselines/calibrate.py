@@ -99,20 +99,21 @@ class Fit:
 
     def cards(self) -> tuple[dict[str, DeviceCard], dict[str, StackCard]]:
         """The fitted device and stack cards (every owner of a parameter), with provenance."""
-        devs: dict[str, dict[str, float]] = {}
         stacks: dict[str, dict[str, float]] = {}
         for p, v in zip(self.params, self.values, strict=True):
-            (devs if p.owner_kind == "device" else stacks).setdefault(p.owner, {})[p.key] = v
+            if p.owner_kind == "stack":
+                stacks.setdefault(p.owner, {})[p.key] = v
         dev_cards = {
-            t: _prior_device(t).with_values(vals, None)
-            for d, vals in devs.items()
-            for t in [d, *tied_to(d)]
+            t: _prior_device(t)
+            for p in self.params
+            if p.owner_kind == "device"
+            for t in [p.owner, *tied_to(p.owner, p.key)]
         }
         stack_cards = {s: _prior_stack(s).with_values(vals, None) for s, vals in stacks.items()}
         for p, v, ok in zip(self.params, self.values, self.identified, strict=True):
             src = self.provenance(p, ok)
             if p.owner_kind == "device":
-                for t in [p.owner, *tied_to(p.owner)]:
+                for t in [p.owner, *tied_to(p.owner, p.key)]:
                     dev_cards[t] = dev_cards[t].with_values({p.key: v}, src)
             else:
                 stack_cards[p.owner] = stack_cards[p.owner].with_values({p.key: v}, src)
@@ -147,16 +148,36 @@ class Fit:
         ]
 
 
-def owner(device: str) -> str:
-    """The device whose parameters ``device`` uses: its silicon twin (``tied`` in the priors) or
-    itself."""
+def owner(device: str, key: str | None = None) -> str:
+    """The device whose parameter ``key`` ``device`` uses: its silicon twin (``tied`` in the
+    priors, for every parameter or the listed ``params``) or itself. Without ``key``: the twin
+    of a full tie."""
     tie = load_priors().get("tied", {}).get(device)
-    return tie["to"] if tie else device
+    if tie and ("params" not in tie if key is None else key in tie.get("params", [key])):
+        return tie["to"]
+    return device
 
 
-def tied_to(device: str) -> list[str]:
-    """Devices that share ``device``'s fitted parameters."""
-    return sorted(d for d, t in load_priors().get("tied", {}).items() if t["to"] == device)
+def tied_to(device: str, key: str | None = None) -> list[str]:
+    """Devices that share ``device``'s fitted parameter ``key`` (any key: full ties)."""
+    return sorted(
+        d
+        for d, t in load_priors().get("tied", {}).items()
+        if t["to"] == device and owner(d, key) == device
+    )
+
+
+def _family(device: str) -> set[str]:
+    """``device`` and every device it shares a parameter with."""
+    tied = load_priors().get("tied", {})
+    out = {device}
+    for d, t in tied.items():
+        if d == device:
+            out.add(t["to"])
+    for d, t in tied.items():
+        if t["to"] in out:
+            out.add(d)
+    return out
 
 
 def _prior_entry(p: Param) -> dict:
@@ -191,13 +212,14 @@ def _default_start(card: DeviceCard, pri: dict, key: str) -> float:
 def parameters(cases: list[dict], device: str | None = None) -> list[Param]:
     """The parameters a calibration on ``cases`` may fit: those of each device with cases (or of
     ``device`` alone) and of the stacks those cases ran."""
-    devices = sorted({owner(c["setup"]["device"]) for c in cases})
+    devices = sorted({c["setup"]["device"] for c in cases})
     if device is not None:
-        devices = [d for d in devices if d == owner(device)]
-    params = []
+        devices = [d for d in devices if d in _family(device)]
+    params: list[Param] = []
+    seen: set[tuple[str, str]] = set()
     for d in devices:
         card = load_device(d)
-        mine = [c for c in cases if owner(c["setup"]["device"]) == d]
+        mine = [c for c in cases if c["setup"]["device"] == d]
         keys = [
             "flops_efficiency",
             "hbm_efficiency",
@@ -214,12 +236,16 @@ def parameters(cases: list[dict], device: str | None = None) -> list[Param]:
                     continue  # weight-only: runs at the bf16 rate
                 if fmt != "int4" or "peak_int4_ops" not in card.constants:
                     keys.append(key)
-        pri = load_priors()["devices"].get(d, {})
         for k in keys:
+            own = owner(d, k)
+            if (own, k) in seen:
+                continue
+            seen.add((own, k))
+            pri = load_priors()["devices"].get(own, {})
             lo, hi = DEVICE_BOUNDS[k]
-            start = pri[k]["value"] if k in pri else _default_start(card, pri, k)
-            params.append(Param("device", d, k, float(start), lo, hi))
-    for s in sorted({c["stack"] for c in cases if owner(c["setup"]["device"]) in devices}):
+            start = pri[k]["value"] if k in pri else _default_start(load_device(own), pri, k)
+            params.append(Param("device", own, k, float(start), lo, hi))
+    for s in sorted({c["stack"] for c in cases if c["setup"]["device"] in devices}):
         card = load_stack(s)
         pri = load_priors()["stacks"].get(s, {})
         for k, (lo, hi) in card.fit.items():
@@ -242,12 +268,12 @@ class _Model:
         self.weights = np.array([1.0 / math.sqrt(counts[c["source_key"]]) for c in cases])
         self.deps = []
         for c in cases:
-            dev, st = owner(c["setup"]["device"]), c["stack"]
+            dev, st = c["setup"]["device"], c["stack"]
             self.deps.append(
                 [
                     i
                     for i, p in enumerate(params)
-                    if (p.owner_kind == "device" and p.owner == dev)
+                    if (p.owner_kind == "device" and p.owner == owner(dev, p.key))
                     or (p.owner_kind == "stack" and p.owner == st)
                 ]
             )
@@ -311,7 +337,7 @@ def fit(cases: list[dict] | None = None, device: str | None = None, warn=None) -
     cases = load_cases("train") if cases is None else cases
     if device is not None:
         load_device(device)  # an unknown device is one clear line
-        cases = [c for c in cases if owner(c["setup"]["device"]) == owner(device)]
+        cases = [c for c in cases if c["setup"]["device"] in _family(device)]
         if not cases:
             raise InputError(
                 "device",
