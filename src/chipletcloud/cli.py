@@ -72,6 +72,25 @@ def _status(label: str, enabled: bool):
         yield
 
 
+WorkloadOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--workload",
+        help="Request workload: chat, summarize, reasoning, code, a workload YAML or a "
+        "CSV/Parquet trace (input_tokens, output_tokens, arrival_s); its mean lengths.",
+    ),
+]
+
+
+def _request_workload(name: str | None):
+    """The workload named by ``--workload`` (None when not given)."""
+    if name is None:
+        return None
+    from chipletcloud.models.requests import load_workload
+
+    return load_workload(name)
+
+
 PresetOpt = Annotated[str, typer.Option("--preset", help="Preset name (isca24, v1) or YAML path.")]
 IndexBitsOpt = Annotated[
     int | None, typer.Option("--index-bits", help="Index width of value_index (1..16; 8).")
@@ -278,6 +297,7 @@ def evaluate(
     sparsity: Annotated[float | None, typer.Option("--sparsity", help="Zero fraction.")] = None,
     sparse_format: Annotated[str | None, typer.Option("--sparse-format")] = None,
     index_bits: IndexBitsOpt = None,
+    workload: WorkloadOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     backend: BackendOpt = "serial",
     address: AddressOpt = None,
@@ -317,6 +337,10 @@ def evaluate(
     params = params.with_workload(
         sparsity=sparsity, sparse_format=sparse_format, index_bits=index_bits
     )
+    wl = _request_workload(workload)
+    if wl is not None:
+        mean_in, mean_out = wl.mean_lengths()
+        params = params.with_workload(prompt_tokens=mean_in, output_tokens=mean_out)
     specs = [load_model(m) for m in model]
     card = None
     if design is not None:
@@ -354,6 +378,8 @@ def evaluate(
         "hardware_config_hash": _hardware_hash(hardware_dir) if hardware_dir else None,
         **params.config_dict(),
     }
+    if wl is not None:
+        cfg["request_workload"] = wl.describe()
     if card is not None:
         cfg["design"] = card.model_dump()
         cfg["servers"] = servers
@@ -447,8 +473,9 @@ def simulate_cmd(
     tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel degree.")],
     pp: Annotated[int, typer.Option("--pp", help="Pipeline degree.")],
     batch: Annotated[int, typer.Option("--batch", help="Sequences in flight.")],
-    input_tokens: Annotated[int, typer.Option("--input-tokens")],
-    output_tokens: Annotated[int, typer.Option("--output-tokens")],
+    input_tokens: Annotated[int | None, typer.Option("--input-tokens")] = None,
+    output_tokens: Annotated[int | None, typer.Option("--output-tokens")] = None,
+    workload: WorkloadOpt = None,
     micro_batch: Annotated[int | None, typer.Option("--micro-batch")] = None,
     weight_dtype: Annotated[str, typer.Option("--weight-dtype")] = "bf16",
     kv_dtype: Annotated[str, typer.Option("--kv-dtype")] = "bf16",
@@ -472,6 +499,14 @@ def simulate_cmd(
     from chipletcloud.baselines.hbm import run
     from chipletcloud.models.catalogue import load_model
 
+    wl = _request_workload(workload)
+    if wl is not None:
+        mean_in, mean_out = wl.mean_lengths()
+        input_tokens = mean_in if input_tokens is None else input_tokens
+        output_tokens = mean_out if output_tokens is None else output_tokens
+    for field, val in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
+        if val is None:
+            raise InputError(field, None, f"--{field.replace('_', '-')} N or --workload NAME")
     r = run(
         hardware,
         devices,
@@ -488,6 +523,8 @@ def simulate_cmd(
         stack=stack,
     )
     summary = r.summary()
+    if wl is not None:
+        summary["workload"] = wl.describe()
     if not r.fits:
         need = summary["weight_bytes_per_device"] + summary["kv_bytes_per_device"]
         raise InputError(
@@ -511,6 +548,13 @@ def simulate_cmd(
             highlight=False,
         )
     sw = f", {r.stack}" if r.stack else ""
+    if wl is not None:
+        err.print(
+            f"workload {wl.name}: its mean lengths, {input_tokens} input and {output_tokens} "
+            "output tokens, in a static batch",
+            markup=False,
+            highlight=False,
+        )
     t = Table(
         title=f"{r.model} on {devices} x {r.device} (TP {tp}, PP {pp}, batch {batch}, "
         f"{r.compute_dtype} math{sw})"
@@ -748,6 +792,7 @@ def sparsity_cmd(
 def compare(
     model: Annotated[list[str] | None, typer.Option("--model", help="Model; repeat.")] = None,
     preset: PresetOpt = "isca24",
+    workload: WorkloadOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Chiplet Cloud's TCO-optimal design against rented and fabricated GPUs and TPUs."""
@@ -755,7 +800,11 @@ def compare(
     from chipletcloud.models.catalogue import PAPER_MODELS
 
     result = run_compare(
-        list(model or PAPER_MODELS), preset, progress_enabled=not as_json, progress=_progress
+        list(model or PAPER_MODELS),
+        preset,
+        progress_enabled=not as_json,
+        progress=_progress,
+        request_workload=_request_workload(workload),
     )
     if as_json:
         _emit_json(result)
@@ -877,6 +926,7 @@ def reproduce(
     sparsity: Annotated[float | None, typer.Option("--sparsity", help="Zero fraction.")] = None,
     sparse_format: Annotated[str | None, typer.Option("--sparse-format")] = None,
     index_bits: IndexBitsOpt = None,
+    workload: WorkloadOpt = None,
     attribute: Annotated[
         list[str] | None,
         typer.Option(
@@ -897,6 +947,7 @@ def reproduce(
     _check_index_bits(index_bits)
     if sparse_format is not None and sparse_format not in FORMATS:
         raise InputError("sparse_format", sparse_format, ", ".join(FORMATS))
+    wl = _request_workload(workload)
 
     t0 = time.perf_counter()
     with _progress(STEPS, "reproduce", True) as step:
@@ -911,6 +962,7 @@ def reproduce(
                 "index_bits": index_bits,
             },
             attribute_models=_attribute_models(attribute),
+            request_workload=wl,
         )
     elapsed = time.perf_counter() - t0
     s = summary["compare"]["summary"]

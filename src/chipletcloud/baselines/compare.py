@@ -351,9 +351,15 @@ def compare_results(results, table: dict, params: Params, progress=None) -> dict
 
 
 def run_compare(
-    models: list[str], preset: str = "isca24", progress_enabled: bool = False, progress=None
+    models: list[str],
+    preset: str = "isca24",
+    progress_enabled: bool = False,
+    progress=None,
+    request_workload=None,
 ) -> dict:
-    """Phase 1 on the default space, phase 2 for each model, and the baselines of each model."""
+    """Phase 1 on the default space, phase 2 for each model, and the baselines of each model.
+    ``request_workload`` (:class:`chipletcloud.models.requests.RequestWorkload`): both sides
+    serve its mean input and output lengths, and the result names it."""
     from contextlib import nullcontext
 
     from chipletcloud.config import load_space, resolve
@@ -362,6 +368,9 @@ def run_compare(
     from chipletcloud.models.catalogue import load_model
 
     params = resolve(preset)
+    if request_workload is not None:
+        mean_in, mean_out = request_workload.mean_lengths()
+        params = params.with_workload(prompt_tokens=mean_in, output_tokens=mean_out)
     specs = [load_model(m) for m in models]
     table = explore_hardware(load_space(), params).table
     ctx = progress(2 * len(specs), "compare", progress_enabled) if progress else nullcontext(None)
@@ -371,4 +380,7 @@ def run_compare(
             results.append(software.search(table, spec, software.params_for(spec, params)))
             if step:
                 step(spec.name)
-        return compare_results(results, table, params, step)
+        result = compare_results(results, table, params, step)
+    if request_workload is not None:
+        result["request_workload"] = request_workload.describe()
+    return result

@@ -43,10 +43,13 @@ def reproduce(
     progress: Callable[[str], None] | None = None,
     workload: dict | None = None,
     attribute_models=ATTRIBUTE_MODELS,
+    request_workload=None,
 ) -> dict:
     """Run everything; write the outputs under ``out_dir``; return the summary. ``workload``
     changes workload fields of the preset (e.g. a weight sparsity for every model).
-    ``attribute_models`` are the models of the attribution walk (none: no walk, no study)."""
+    ``attribute_models`` are the models of the attribution walk (none: no walk, no study).
+    ``request_workload``: every model and baseline serves its mean input and output lengths
+    (:mod:`chipletcloud.models.requests`), named in the summary."""
     from chipletcloud.baselines.asic_validation import validation_report
     from chipletcloud.baselines.compare import compare_results
     from chipletcloud.sparsity.capacity import capacity_study
@@ -56,6 +59,9 @@ def reproduce(
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     params = resolve(preset).with_workload(**(workload or {}))
+    if request_workload is not None:  # a request workload's mean lengths, stated in the summary
+        mean_in, mean_out = request_workload.mean_lengths()
+        params = params.with_workload(prompt_tokens=mean_in, output_tokens=mean_out)
     attribute_models = list(dict.fromkeys(attribute_models or ()))
     for name in attribute_models:
         load_model(name)  # bad names fail before the run, not after phase 2
@@ -68,6 +74,8 @@ def reproduce(
         "quick": quick,
         **params.config_dict(),
     }
+    if request_workload is not None:
+        cfg["request_workload"] = request_workload.describe()
     h = config_hash(cfg)
     write_parquet(table, out_dir / "servers.parquet")
     step("phase 1")
@@ -167,6 +175,8 @@ def reproduce(
         "studies": st,
         "validation": validation,
     }
+    if request_workload is not None:
+        summary["request_workload"] = request_workload.describe()
     summary["manifest"].pop("config", None)
     write_json(
         manifest(

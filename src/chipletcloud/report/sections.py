@@ -118,6 +118,18 @@ def compare_table(summary: dict) -> dict:
 def glance(summary: dict) -> list[tuple[str, str]]:
     """A few key numbers for the first screen as (label, text)."""
     out = []
+    wl = (section(summary, "compare") or {}).get("workload")
+    if isinstance(wl, dict) and wl.get("prompt_tokens"):
+        rw = summary.get("request_workload")
+        name = f"{rw['name']} (its mean lengths), " if isinstance(rw, dict) else ""
+        out.append(
+            (
+                "workload",
+                f"{name}{fmt_num(wl['prompt_tokens'])} prompt and "
+                f"{fmt_num(wl['output_tokens'])} generated tokens a request, static batches; "
+                "no service level",
+            )
+        )
     st = section(summary, "studies") or {}
     opt = pair((st.get("die_size") or {}).get("optimum_mm2"))
     if opt is not None:
