@@ -85,6 +85,20 @@ def read_yaml(path: Path | Any, what: str) -> Any:
 
 
 @lru_cache(maxsize=64)
+def yaml_names(folder) -> list[str]:
+    """Names (without ``.yaml``) of the YAML files in a package data ``folder``, sorted."""
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def validate_as(model: type[BaseModel], raw: Any, where: str) -> Any:
+    """``raw`` validated as ``model``; the first problem is one :class:`InputError` whose field
+    starts with ``where`` (a file or card name)."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_to_input_error(exc, where) from None
+
+
 def load_card(kind: str, name: str) -> dict[str, Quantity]:
     """Load ``data/<kind>/<name>.yaml`` as a validated card."""
     path = DATA / kind / f"{name}.yaml"

@@ -115,10 +115,25 @@ def test_simulate_workload_bad_input(capsys, extra, fragment):
     assert fragment in e and len(e.splitlines()) == 1
 
 
-def test_evaluate_runs_a_workloads_mean_lengths(tmp_path, capsys):
-    from tests.baselines.test_sram import CARD, _write
+# a small all-SRAM machine (an SRAM device card: docs/interconnect.md#sram-device-cards)
+SRAM_CARD = """
+name: toy-sram
+kind: sram
+peak_tflops: {bf16: 100.0}
+sram_mb: 200.0
+sram_tbps: 50.0
+tdp_w: 300.0
+chips_per_server: 8
+topology: full
+links: {count: 7, gbps_per_link: 800.0, hop_latency_ns: 250.0}
+network: {gbps: 400.0, latency_us: 2.0, ports_per_server: 2}
+server_cost_usd: 50000.0
+"""
 
-    card = _write(tmp_path, CARD)
+
+def test_evaluate_runs_a_workloads_mean_lengths(tmp_path, capsys):
+    card = tmp_path / "card.yaml"
+    card.write_text(SRAM_CARD)
     out = tmp_path / "o"
     argv = ["evaluate", "--design", str(card), "--model", "llama2-7b", "--workload", "code"]
     assert main([*argv, "--out", str(out), "--json"]) == 0

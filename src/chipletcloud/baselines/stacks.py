@@ -32,9 +32,9 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from chipletcloud.config import Quantity, read_yaml, validation_to_input_error
+from chipletcloud.config import Quantity, read_yaml, validate_as, yaml_names
 from chipletcloud.errors import InputError
 from chipletcloud.perf.codes import ALGORITHMS, OP_GROUPS
 
@@ -136,7 +136,7 @@ class StackCard(BaseModel):
 
 def list_stacks() -> list[str]:
     """Names of the built-in stack cards, sorted."""
-    return sorted(p.name[: -len(".yaml")] for p in DATA.iterdir() if p.name.endswith(".yaml"))
+    return yaml_names(DATA)
 
 
 @cache
@@ -145,10 +145,7 @@ def _builtin(name: str) -> StackCard:
 
 
 def _parse(raw, where: str) -> StackCard:
-    try:
-        return StackCard.model_validate(raw)
-    except ValidationError as exc:
-        raise validation_to_input_error(exc, where) from None
+    return validate_as(StackCard, raw, where)
 
 
 def load_stack(name_or_path: str | StackCard) -> StackCard:

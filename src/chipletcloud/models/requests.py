@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from chipletcloud.config import read_yaml, validation_to_input_error
+from chipletcloud.config import read_yaml, validate_as, yaml_names
 from chipletcloud.errors import InputError
 
 DATA = resources.files("chipletcloud") / "data" / "workloads"
@@ -189,7 +189,7 @@ class RequestWorkload(_Strict):
 
 def list_workloads() -> list[str]:
     """Names of the built-in workloads, sorted."""
-    return sorted(p.name[: -len(".yaml")] for p in DATA.iterdir() if p.name.endswith(".yaml"))
+    return yaml_names(DATA)
 
 
 @cache
@@ -198,10 +198,7 @@ def _builtin(name: str) -> RequestWorkload:
 
 
 def _parse(raw, where: str) -> RequestWorkload:
-    try:
-        return RequestWorkload.model_validate(raw)
-    except ValidationError as exc:
-        raise validation_to_input_error(exc, where) from None
+    return validate_as(RequestWorkload, raw, where)
 
 
 def _read_trace(path: Path) -> dict[str, np.ndarray]:
