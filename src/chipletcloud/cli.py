@@ -339,8 +339,7 @@ def evaluate(
     )
     wl = _request_workload(workload)
     if wl is not None:
-        mean_in, mean_out = wl.mean_lengths()
-        params = params.with_workload(prompt_tokens=mean_in, output_tokens=mean_out)
+        params = wl.applied_to(params)
     specs = [load_model(m) for m in model]
     card = None
     if design is not None:

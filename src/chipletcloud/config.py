@@ -46,6 +46,28 @@ class Quantity(_Strict):
         return v
 
 
+def with_quantities(
+    constants: dict[str, Quantity],
+    values: dict[str, float],
+    source: str | None = None,
+    new_unit=None,
+) -> dict[str, Quantity]:
+    """A copy of ``constants`` with ``values`` set, ``source`` recorded on each (else the old
+    source). A key not yet there takes ``new_unit(key)`` as its unit (without ``new_unit``, a
+    new key is an error)."""
+    out = dict(constants)
+    for key, v in values.items():
+        old = out.get(key)
+        if old is None and new_unit is None:
+            raise InputError("constants", key, "one of " + ", ".join(sorted(constants)))
+        out[key] = Quantity(
+            value=float(v),
+            unit=old.unit if old else new_unit(key),
+            source=source or (old.source if old else "set"),
+        )
+    return out
+
+
 class Card(RootModel[dict[str, Quantity]]):
     """A constants card: name -> Quantity."""
 

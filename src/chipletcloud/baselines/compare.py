@@ -369,8 +369,7 @@ def run_compare(
 
     params = resolve(preset)
     if request_workload is not None:
-        mean_in, mean_out = request_workload.mean_lengths()
-        params = params.with_workload(prompt_tokens=mean_in, output_tokens=mean_out)
+        params = request_workload.applied_to(params)
     specs = [load_model(m) for m in models]
     table = explore_hardware(load_space(), params).table
     ctx = progress(2 * len(specs), "compare", progress_enabled) if progress else nullcontext(None)

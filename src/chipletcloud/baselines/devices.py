@@ -35,7 +35,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from chipletcloud.config import Quantity, validation_to_input_error
+from chipletcloud.config import Quantity, validation_to_input_error, with_quantities
 from chipletcloud.errors import InputError
 
 #: Constants every device card must carry (each a positive Quantity).
@@ -178,13 +178,12 @@ class DeviceCard(_Strict):
     def with_values(self, values: dict[str, float], source: str | None = None) -> DeviceCard:
         """A copy with constants set (new keys get the unit of a fraction of peak or seconds),
         ``source`` recorded on each."""
-        consts = dict(self.constants)
-        for key, v in values.items():
-            old = consts.get(key)
-            unit = old.unit if old else ("s" if key.endswith("_s") else "fraction of peak")
-            consts[key] = Quantity(
-                value=float(v), unit=unit, source=source or (old.source if old else "set")
-            )
+        consts = with_quantities(
+            self.constants,
+            values,
+            source,
+            new_unit=lambda key: "s" if key.endswith("_s") else "fraction of peak",
+        )
         return self.model_copy(update={"constants": consts})
 
     def dtypes(self) -> list[str]:

@@ -70,11 +70,6 @@ def compute_format(card: DeviceCard, weight_dtype: str, compute_dtype: str | Non
     return "bf16"
 
 
-def compute_flops(card: DeviceCard, weight_dtype: str, compute_dtype: str | None = None) -> float:
-    """Peak FLOP/s the matmuls run at (:func:`compute_format`)."""
-    return card.peak_flops(compute_format(card, weight_dtype, compute_dtype))
-
-
 def _optional(card: DeviceCard, key: str, default: float) -> float:
     q = card.constants.get(key)
     return float(q.value) if q is not None else default
@@ -99,13 +94,35 @@ def device_stack(card: DeviceCard, stack: str | StackCard | None = None) -> Stac
     return load_stack(card.default_stack or DEFAULT_STACK[card.kind])
 
 
-def device_workload(stack: StackCard, **kw) -> Workload:
-    """A :class:`Workload` with the stack's kernels a layer, fused attention and decode KV reads."""
+def device_workload(stack: StackCard | None, **kw) -> Workload:
+    """A :class:`Workload` with the stack's kernels a layer, fused attention and decode KV reads
+    (no stack: an SRAM machine, the simulator's defaults)."""
+    if stack is None:
+        return Workload(**kw)
     return Workload(
         **kw,
         layer_kernels=MappingProxyType({k: float(v) for k, v in stack.layer_kernels.items()}),
         fused_attention=stack.fused_attention,
         kv_reads_per_query_head=not stack.gqa_aware_decode,
+    )
+
+
+def serving_workload(
+    stack: StackCard | None,
+    input_tokens: int,
+    output_tokens: int,
+    weight_dtype: str = "bf16",
+    kv_dtype: str = "bf16",
+) -> Workload:
+    """The workload of a request of ``input_tokens`` and ``output_tokens`` with weights and KV
+    in the named formats (16-bit activations), on ``stack`` (:func:`device_workload`)."""
+    return device_workload(
+        stack,
+        prompt_tokens=input_tokens,
+        output_tokens=output_tokens,
+        weight_bytes=check_dtype("weight_dtype", weight_dtype),
+        kv_bytes=check_dtype("kv_dtype", kv_dtype),
+        act_bytes=2.0,
     )
 
 
@@ -271,24 +288,16 @@ def run(
         micro_batch = batch // math.gcd(batch, pp)
     if micro_batch < 1 or batch % micro_batch:
         raise InputError("micro_batch", micro_batch, f"a divisor of the batch {batch}")
-    wb, kvb = check_dtype("weight_dtype", weight_dtype), check_dtype("kv_dtype", kv_dtype)
     shape = LayerShape.from_spec(spec, include_embeddings=True)
-    sizes = dict(
-        prompt_tokens=input_tokens,
-        output_tokens=output_tokens,
-        weight_bytes=wb,
-        kv_bytes=kvb,
-        act_bytes=2.0,
-    )
     if isinstance(card, SramCard):
+        sw = None
         sys_ = sram_system(card, weight_dtype)
-        wl = Workload(**sizes)
         stack_name, fmt = None, weight_dtype
     else:
         sw = device_stack(card, stack)
         sys_ = device_system(card, weight_dtype, stack=sw, compute_dtype=compute_dtype)
-        wl = device_workload(sw, **sizes)
         stack_name, fmt = sw.name, compute_format(card, weight_dtype, compute_dtype)
+    wl = serving_workload(sw, input_tokens, output_tokens, weight_dtype, kv_dtype)
     servers = tp * pp / card.scale_up_domain  # > 1: stages talk over the scale-out network
     sim = simulate(
         sys_, shape, wl, servers=servers, pp=pp, batch=batch, micro_batch=micro_batch, tp=tp

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from chipletcloud.config import Quantity, read_yaml, validate_as, yaml_names
+from chipletcloud.config import Quantity, read_yaml, validate_as, with_quantities, yaml_names
 from chipletcloud.errors import InputError
 from chipletcloud.perf.codes import ALGORITHMS, OP_GROUPS
 
@@ -127,11 +127,9 @@ class StackCard(BaseModel):
 
     def with_values(self, values: dict[str, float], source: str | None = None) -> StackCard:
         """A copy with some constants replaced (``source`` recorded on each)."""
-        consts = dict(self.constants)
-        for key, v in values.items():
-            q = consts[key]
-            consts[key] = Quantity(value=float(v), unit=q.unit, source=source or q.source)
-        return self.model_copy(update={"constants": consts})
+        return self.model_copy(
+            update={"constants": with_quantities(self.constants, values, source)}
+        )
 
 
 def list_stacks() -> list[str]:

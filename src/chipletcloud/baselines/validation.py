@@ -37,6 +37,7 @@ from chipletcloud.baselines.hbm import (
     device_system,
     device_workload,
     run,
+    serving_workload,
 )
 from chipletcloud.baselines.stacks import StackCard
 from chipletcloud.config import read_yaml
@@ -189,14 +190,7 @@ def _throughput_value(setup: dict, card, stack) -> float:
         batches = np.unique(np.round(2.0 ** np.arange(lo, hi + 1e-9, 0.125)))
     tp, batch = (a.ravel() for a in np.meshgrid(tps, batches))
     shape = LayerShape.from_spec(_model(setup["model"]), include_embeddings=True)
-    wl = device_workload(
-        stack,
-        prompt_tokens=int(setup["input"]),
-        output_tokens=int(setup["output"]),
-        weight_bytes=DTYPE_BYTES[w],
-        kv_bytes=DTYPE_BYTES[kv],
-        act_bytes=2.0,
-    )
+    wl = serving_workload(stack, int(setup["input"]), int(setup["output"]), w, kv)
     sim = simulate(
         _system(setup, card, stack),
         shape,

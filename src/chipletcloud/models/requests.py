@@ -159,6 +159,12 @@ class RequestWorkload(_Strict):
             max(1, round(self.output_tokens.expected())),
         )
 
+    def applied_to(self, params):
+        """``params`` (:class:`chipletcloud.config.Params`) with the preset workload's prompt and
+        output lengths set to this workload's means (what the static-batch model runs)."""
+        mean_in, mean_out = self.mean_lengths()
+        return params.with_workload(prompt_tokens=mean_in, output_tokens=mean_out)
+
     def requests(
         self, n: int, rate_per_s: float | None = None, seed: int = 0
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -60,8 +60,7 @@ def reproduce(
     out_dir = Path(out_dir)
     params = resolve(preset).with_workload(**(workload or {}))
     if request_workload is not None:  # a request workload's mean lengths, stated in the summary
-        mean_in, mean_out = request_workload.mean_lengths()
-        params = params.with_workload(prompt_tokens=mean_in, output_tokens=mean_out)
+        params = request_workload.applied_to(params)
     attribute_models = list(dict.fromkeys(attribute_models or ()))
     for name in attribute_models:
         load_model(name)  # bad names fail before the run, not after phase 2
