@@ -67,3 +67,50 @@ def test_readme_reproduction_points_match_the_authors_preset():
         assert float(ratio.strip("()")) == pytest.approx(
             got["usd_per_million_tokens"] / p["usd_per_million_tokens"], abs=5e-4
         )
+
+
+def test_readme_serving_headline_and_bands_match_compare():
+    # the README's SLO-first headline and GPT-3 band table: compare --workload chat
+    # --slo ttft_p99=2s, recomputed for the two models they show
+    from chipletcloud.baselines.compare import run_compare
+    from chipletcloud.models.requests import load_workload
+    from chipletcloud.models.slo import Slo
+
+    r = run_compare(["gpt3", "palm"], request_workload=load_workload("chat"),
+                    slo=Slo.parse("ttft_p99=2s"))  # fmt: skip
+    assert r["serving"]["slo"]["spec"] == "ttft_p99=2s"
+    table = _table_after("<!-- serving_headline -->")
+    heads = {h["model"]: h for h in r["summary"]["headline"]}
+    assert {row[0] for row in table} == set(heads) == {"gpt3", "palm"}
+    for model, device, cc, meas, meas_ratio, sim, sim_ratio in table:
+        h = heads[model]
+        m, s = h["rented_measured_deployment"], h["rented_simulated_at_slo"]
+        assert device == h["device"]
+        assert float(cc) == pytest.approx(h["chiplet_cloud_usd_per_million_tokens"], abs=5e-4)
+        assert float(meas) == pytest.approx(m["usd_per_million_tokens"], abs=5e-4)
+        assert float(meas_ratio.rstrip("x")) == pytest.approx(m["ratio"], abs=0.05)
+        assert float(sim) == pytest.approx(s["usd_per_million_tokens"], abs=5e-4)
+        assert float(sim_ratio.rstrip("x")) == pytest.approx(s["ratio"], abs=0.05)
+    # the band table: its header is the line starting "| GPT-3, tokens/s per user |"
+    text = README.read_text(encoding="utf-8")
+    start = text.index("| GPT-3, tokens/s per user |")
+    lines = [ln for ln in text[start:].splitlines()[2:] if ln.startswith("|")]
+    rows = []
+    for ln in lines:
+        cells = [c.strip() for c in ln.strip().strip("|").split("|")]
+        if not cells[0].isdigit():
+            break
+        rows.append(cells)
+    names = ["chiplet-cloud", "a100-80gb-rented", "a100-80gb-fabricated", "h100-sxm-rented",
+             "h100-sxm-fabricated", "tpu-v4-rented", "tpu-v4-fabricated"]  # fmt: skip
+    got = {b["tokens_per_s_per_user"]: b for b in r["bands"]["gpt3"]}
+    assert [int(c[0]) for c in rows] == sorted(got)
+    for cells in rows:
+        b = got[int(cells[0])]
+        assert cells[1] == (b["best_system"] or "not reachable")
+        for name, cell in zip(names, cells[2:], strict=True):
+            v = b["systems"][name]
+            if cell == "-":
+                assert v is None, (cells[0], name)
+            else:
+                assert float(cell) == pytest.approx(v, abs=5e-4), (cells[0], name)

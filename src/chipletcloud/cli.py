@@ -91,6 +91,23 @@ def _request_workload(name: str | None):
     return load_workload(name)
 
 
+SloOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--slo",
+        help="Service level: METRIC_PCT=VALUE[,...], METRIC ttft|tpot|e2e, PCT p50|p90|p99, "
+        "VALUE in s or ms (ttft_p99=2s,tpot_p50=50ms).",
+    ),
+]
+
+
+def _slo(spec: str | None):
+    """The parsed ``--slo`` (an empty :class:`~chipletcloud.models.slo.Slo` when not given)."""
+    from chipletcloud.models.slo import Slo
+
+    return Slo.parse(spec)
+
+
 PresetOpt = Annotated[str, typer.Option("--preset", help="Preset name (isca24, v1) or YAML path.")]
 IndexBitsOpt = Annotated[
     int | None, typer.Option("--index-bits", help="Index width of value_index (1..16; 8).")
@@ -298,6 +315,7 @@ def evaluate(
     sparse_format: Annotated[str | None, typer.Option("--sparse-format")] = None,
     index_bits: IndexBitsOpt = None,
     workload: WorkloadOpt = None,
+    slo: SloOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     backend: BackendOpt = "serial",
     address: AddressOpt = None,
@@ -338,6 +356,9 @@ def evaluate(
         sparsity=sparsity, sparse_format=sparse_format, index_bits=index_bits
     )
     wl = _request_workload(workload)
+    slo_ = _slo(slo)
+    if slo_ and design is not None:
+        raise InputError("slo", slo, "an SLO search over a phase-1 table (--hardware DIR)")
     if wl is not None:
         params = wl.applied_to(params)
     specs = [load_model(m) for m in model]
@@ -382,15 +403,50 @@ def evaluate(
     if card is not None:
         cfg["design"] = card.model_dump()
         cfg["servers"] = servers
+    if slo_:
+        cfg["slo"] = slo_.describe()
     summary = write_evaluation(run, out_dir, cfg, config_hash(cfg), elapsed)
+    if slo_ or (wl is not None and card is None):
+        from chipletcloud.explore.serving import serve_models
+        from chipletcloud.report.store import write_json
+
+        summary["serving"] = serve_models(run, specs, wl, slo_)
+        write_json(summary["serving"], out_dir / "serving.json")
     if as_json:
         _emit_json(summary)
         return
     _print_cards(summary)
+    if "serving" in summary:
+        _print_serving_models(summary["serving"])
     out.print(
         f"evaluated {summary['evaluated_points']:,} mapping points in {elapsed:.1f} s; "
         f"wrote {out_dir}"
     )
+
+
+def _print_serving_models(sv: dict) -> None:
+    t = Table(
+        title=f"serving {sv['workload']['name']} at SLO {sv['slo']['spec']}: the cheapest "
+        "design and mapping (continuous batching)"
+    )
+    for col in ("model", "$/M tokens", "goodput req/s", "tokens/s per user", "TTFT p99",
+                "TPOT p50", "design", "servers", "TP x PP"):  # fmt: skip
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in sv["models"].items():
+        b = m["best"]
+        if b is None:
+            best = ", ".join(f"{k.removesuffix('_s')} {v * 1e3:,.1f} ms"
+                             for k, v in m["best_achievable"].items())  # fmt: skip
+            t.add_row(name, "no design meets the SLO", f"best achievable: {best}")
+            continue
+        mp = b["mapping"]
+        t.add_row(
+            name, f"{b['usd_per_million_tokens']:.4f}", f"{b['goodput_requests_per_s']:,.1f}",
+            f"{b['tokens_per_s_per_user']:,.1f}", f"{b['ttft_p99_s'] * 1e3:,.1f} ms",
+            f"{b['tpot_p50_s'] * 1e3:,.2f} ms", str(mp["design"]), str(mp["servers"]),
+            f"{mp['tp']} x {mp['pp']}",
+        )  # fmt: skip
+    out.print(t)
 
 
 def _hardware_hash(hardware_dir: Path) -> str | None:
@@ -475,6 +531,13 @@ def simulate_cmd(
     input_tokens: Annotated[int | None, typer.Option("--input-tokens")] = None,
     output_tokens: Annotated[int | None, typer.Option("--output-tokens")] = None,
     workload: WorkloadOpt = None,
+    slo: SloOpt = None,
+    chunk_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--chunk-tokens", help="With --workload/--slo: chunked prefill, tokens an iteration."
+        ),
+    ] = None,
     micro_batch: Annotated[int | None, typer.Option("--micro-batch")] = None,
     weight_dtype: Annotated[str, typer.Option("--weight-dtype")] = "bf16",
     kv_dtype: Annotated[str, typer.Option("--kv-dtype")] = "bf16",
@@ -499,6 +562,9 @@ def simulate_cmd(
     from chipletcloud.models.catalogue import load_model
 
     wl = _request_workload(workload)
+    slo_ = _slo(slo)
+    if chunk_tokens is not None and chunk_tokens < 1:
+        raise InputError("chunk_tokens", chunk_tokens, "an integer >= 1")
     if wl is not None:
         mean_in, mean_out = wl.mean_lengths()
         input_tokens = mean_in if input_tokens is None else input_tokens
@@ -524,6 +590,18 @@ def simulate_cmd(
     summary = r.summary()
     if wl is not None:
         summary["workload"] = wl.describe()
+    if wl is not None or slo_:
+        from chipletcloud.baselines.serving import mapping_serving
+        from chipletcloud.models.requests import fixed_workload
+
+        rw = wl or fixed_workload(input_tokens, output_tokens, "--input-tokens/--output-tokens")
+        summary["serving"] = mapping_serving(
+            hardware, load_model(model), tp=tp, pp=pp, max_batch=batch, request_workload=rw,
+            slo=slo_, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
+            compute_dtype=compute_dtype, stack=stack, replicas=max(r.replicas, 1),
+            chunk_tokens=chunk_tokens,
+        )  # fmt: skip
+        summary["serving"]["workload"] = rw.describe()
     if not r.fits:
         need = summary["weight_bytes_per_device"] + summary["kv_bytes_per_device"]
         raise InputError(
@@ -569,6 +647,28 @@ def simulate_cmd(
     for op, v in summary["breakdown"]["decode_s_per_token"].items():
         t.add_row(f"  decode: {op}", f"{v * 1e3:.3f} ms")
     out.print(t)
+    if "serving" in summary:
+        _print_serving(summary["serving"], batch)
+
+
+def _print_serving(sv: dict, batch: int) -> None:
+    t = Table(
+        title=f"continuous batching, {sv['workload']['name']} workload, SLO {sv['slo']['spec']}: "
+        f"at the highest rate meeting it ({sv['scheduler']}, at most {batch} running)"
+    )
+    t.add_column("metric")
+    for col in ("p50", "p90", "p99"):
+        t.add_column(col, justify="right")
+    for m, name in (("ttft", "time to first token"), ("tpot", "time per output token"),
+                    ("e2e", "end to end")):  # fmt: skip
+        t.add_row(name, *(f"{sv[f'{m}_p{p}_s'] * 1e3:,.1f} ms" for p in (50, 90, 99)))
+    out.print(t)
+    out.print(
+        f"goodput {sv['goodput_requests_per_s']:,.2f} requests/s, "
+        f"{sv['output_tokens_per_s']:,.0f} output tokens/s, "
+        f"{sv['tokens_per_s_per_user']:,.1f} tokens/s per user, mean running batch "
+        f"{sv['batch']:,.1f} (KV budget {sv['kv_budget_tokens']:,.0f} tokens)"
+    )
 
 
 @app.command()
@@ -642,6 +742,22 @@ def validate(
             f"{c['chips']} chips, TP {c['tp']} x PP {c['pp']}",
         )
     out.print(t)
+    t = Table(title="analytic serving model vs request-level event simulation (serving_cases)")
+    for col in ("case", "TTFT p50", "TPOT p50", "tokens/s", "TTFT p99", "TPOT p99"):
+        t.add_column(col, justify="left" if col == "case" else "right")
+    for c in report["serving_cases"]:
+        cells = []
+        for k in ("ttft_p50_s", "tpot_p50_s", "output_tokens_per_s", "ttft_p99_s", "tpot_p99_s"):
+            e = c[k]["error"]
+            cells.append("-" if e is None else f"{e:+.1%}")
+        t.add_row(c["id"], *cells)
+    out.print(t)
+    med = report["serving_summary"]["median_abs_error"]
+    out.print(
+        "serving_cases median |error|: "
+        + ", ".join(f"{k.removesuffix('_s')} {v:.1%}" for k, v in med.items())
+        + f" ({len(report['serving_cases'])} points; target < 10%)"
+    )
     s = report["asic_measured_summary"]
     out.print(
         "asic_measured median |error|: "
@@ -792,18 +908,21 @@ def compare(
     model: Annotated[list[str] | None, typer.Option("--model", help="Model; repeat.")] = None,
     preset: PresetOpt = "isca24",
     workload: WorkloadOpt = None,
+    slo: SloOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Chiplet Cloud's TCO-optimal design against rented and fabricated GPUs and TPUs."""
     from chipletcloud.baselines.compare import run_compare
     from chipletcloud.models.catalogue import PAPER_MODELS
 
+    slo_ = _slo(slo)
     result = run_compare(
         list(model or PAPER_MODELS),
         preset,
         progress_enabled=not as_json,
         progress=_progress,
         request_workload=_request_workload(workload),
+        slo=slo_,
     )
     if as_json:
         _emit_json(result)
@@ -829,6 +948,55 @@ def compare(
             if k in s
         )
     )
+    if "bands" in result:
+        _print_bands(result)
+
+
+def _money(v) -> str:
+    return "not reachable" if v is None else f"${v:,.3f}"
+
+
+def _print_bands(result: dict) -> None:
+    sv = result["serving"]
+    where = f"{sv['workload']['name']} workload, SLO {sv['slo']['spec']}"
+    for model, rows in result["bands"].items():
+        names = list(rows[0]["systems"]) if rows else []
+        t = Table(title=f"{model}: cheapest $/M output tokens per interactivity band ({where})")
+        t.add_column("tokens/s per user", justify="right")
+        t.add_column("cheapest")
+        for n in names:
+            t.add_column(n, justify="right")
+        for r in rows:
+            cc = r["systems"].get("chiplet-cloud")
+            cells = []
+            for n in names:
+                v = r["systems"][n]
+                ratio = f" ({v / cc:.1f}x)" if v is not None and cc and n != "chiplet-cloud" else ""
+                cells.append(_money(v) + ratio)
+            t.add_row(str(r["tokens_per_s_per_user"]), r["best_system"] or "not reachable", *cells)
+        out.print(t)
+    head = result["summary"].get("headline", [])
+    if head:
+        t = Table(title=f"headline: the paper's pairs, rented ({where})")
+        for col in ("model", "device", "Chiplet Cloud $/M", "measured deployment $/M", "ratio",
+                    "simulated at SLO $/M", "ratio"):  # fmt: skip
+            t.add_column(col, justify="left" if col in ("model", "device") else "right")
+        for h in head:
+            m, s = h["rented_measured_deployment"], h["rented_simulated_at_slo"]
+            t.add_row(
+                h["model"], h["device"], _money(h["chiplet_cloud_usd_per_million_tokens"]),
+                _money(m["usd_per_million_tokens"]), _ratio_text(m["ratio"]),
+                _money(s["usd_per_million_tokens"]), _ratio_text(s["ratio"]),
+            )  # fmt: skip
+        out.print(t)
+        out.print(
+            "measured deployment: the published system at its own service level "
+            "(docs/baselines.md); simulated: the simulator's cheapest mapping at the same SLO"
+        )
+
+
+def _ratio_text(r) -> str:
+    return "-" if r is None else f"{r:.1f}x"
 
 
 @app.command()
@@ -926,6 +1094,7 @@ def reproduce(
     sparse_format: Annotated[str | None, typer.Option("--sparse-format")] = None,
     index_bits: IndexBitsOpt = None,
     workload: WorkloadOpt = None,
+    slo: SloOpt = None,
     attribute: Annotated[
         list[str] | None,
         typer.Option(
@@ -947,6 +1116,7 @@ def reproduce(
     if sparse_format is not None and sparse_format not in FORMATS:
         raise InputError("sparse_format", sparse_format, ", ".join(FORMATS))
     wl = _request_workload(workload)
+    slo_ = _slo(slo)
 
     t0 = time.perf_counter()
     with _progress(STEPS, "reproduce", True) as step:
@@ -962,6 +1132,7 @@ def reproduce(
             },
             attribute_models=_attribute_models(attribute),
             request_workload=wl,
+            slo=slo_,
         )
     elapsed = time.perf_counter() - t0
     s = summary["compare"]["summary"]
@@ -992,6 +1163,8 @@ def reproduce(
         f"wrote {out_dir / 'report.html'} and {out_dir / 'summary.json'} "
         f"in {elapsed:.1f} s ({len(PAPER_MODELS)} models{', quick' if quick else ''})"
     )
+    if "bands" in summary["compare"]:
+        _print_bands(summary["compare"])
 
 
 def _attribute_models(names: list[str] | None) -> tuple[str, ...]:

@@ -20,7 +20,29 @@ def run(tmp_path_factory):
     summary = make_run(root)
     summary["studies"].setdefault("hop_latency", make_study())  # every figure has data
     summary["studies"].setdefault("attribution", make_attribution_study())
+    summary["compare"].setdefault("bands", BANDS)
+    summary["compare"].setdefault("serving", SERVING)
     return summary, root
+
+
+# a comparison at a service level: two systems, the ASIC reaching faster bands
+SERVING = {"workload": {"name": "chat"}, "slo": {"spec": "ttft_p99=2s"}, "models": {}}
+BANDS = {
+    "gpt3": [
+        {"tokens_per_s_per_user": x, "best_system": "chiplet-cloud",
+         "usd_per_million_tokens": cc, "systems": {"chiplet-cloud": cc, "a100-80gb-rented": gpu}}
+        for x, cc, gpu in ((10, 0.4, 1.9), (100, 0.4, 50.0), (1000, None, None))
+    ]
+}  # fmt: skip
+
+
+def test_serving_fronts_skip_unreachable_bands(run):
+    summary, root = run
+    d = plotdata.serving_fronts_data(summary, root)
+    lines = {ln.system: ln for ln in d.panels["gpt3"]}
+    assert lines["chiplet-cloud"].tokens_per_s_per_user == [10.0, 100.0]
+    assert lines["a100-80gb-rented"].usd == [1.9, 50.0]
+    assert "chat" in d.title and "ttft_p99=2s" in d.title
 
 
 def test_one_plot_data_function_per_figure():

@@ -155,4 +155,9 @@ def validation_report(
     rows = asic_measured_cases()
     report["asic_measured"] = rows
     report["asic_measured_summary"] = measured_summary(rows)
+    from chipletcloud.baselines.serving_validation import serving_cases
+
+    sv = serving_cases()
+    report["serving_cases"] = sv["cases"]
+    report["serving_summary"] = {k: v for k, v in sv.items() if k != "cases"}
     return report

@@ -356,10 +356,16 @@ def run_compare(
     progress_enabled: bool = False,
     progress=None,
     request_workload=None,
+    slo=None,
+    serving: bool = True,
 ) -> dict:
     """Phase 1 on the default space, phase 2 for each model, and the baselines of each model.
     ``request_workload`` (:class:`chipletcloud.models.requests.RequestWorkload`): both sides
-    serve its mean input and output lengths, and the result names it."""
+    serve its mean input and output lengths, and the result names it. With ``serving`` (the
+    default), every system also serves the workload (the preset's fixed request when none is
+    given) under continuous batching at ``slo`` (:class:`chipletcloud.models.slo.Slo`; none:
+    any stable load): ``serving``, ``bands`` and ``summary.headline``
+    (:func:`chipletcloud.baselines.serving.serving_comparison`)."""
     from contextlib import nullcontext
 
     from chipletcloud.config import load_space, resolve
@@ -372,7 +378,8 @@ def run_compare(
         params = request_workload.applied_to(params)
     specs = [load_model(m) for m in models]
     table = explore_hardware(load_space(), params).table
-    ctx = progress(2 * len(specs), "compare", progress_enabled) if progress else nullcontext(None)
+    steps = (3 if serving else 2) * len(specs)
+    ctx = progress(steps, "compare", progress_enabled) if progress else nullcontext(None)
     with ctx as step:
         results = []
         for spec in specs:
@@ -380,6 +387,10 @@ def run_compare(
             if step:
                 step(spec.name)
         result = compare_results(results, table, params, step)
+        if serving:
+            from chipletcloud.baselines.serving import attach_serving
+
+            attach_serving(result, results, table, params, request_workload, slo, step)
     if request_workload is not None:
         result["request_workload"] = request_workload.describe()
     return result

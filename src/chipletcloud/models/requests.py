@@ -193,6 +193,18 @@ class RequestWorkload(_Strict):
         }
 
 
+def fixed_workload(input_tokens: int, output_tokens: int, source: str) -> RequestWorkload:
+    """Every request ``input_tokens`` in and ``output_tokens`` out, Poisson arrivals: a preset's
+    static request as a workload (what serving runs when no ``--workload`` is given)."""
+    return RequestWorkload(
+        name=f"fixed-{input_tokens}-{output_tokens}",
+        description=f"every request {input_tokens} tokens in, {output_tokens} out",
+        input_tokens=Lengths(distribution="fixed", value=input_tokens, source=source),
+        output_tokens=Lengths(distribution="fixed", value=output_tokens, source=source),
+        arrivals=Arrivals(process="poisson", source="[assumption] Poisson arrivals"),
+    )
+
+
 def list_workloads() -> list[str]:
     """Names of the built-in workloads, sorted."""
     return yaml_names(DATA)

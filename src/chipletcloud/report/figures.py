@@ -495,6 +495,28 @@ def attribution_figure(summary: dict, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "attribution")
 
 
+def serving_fronts_figure(summary: dict, out_dir: Path) -> list[Path]:
+    """USD per 1M tokens against tokens/s per user, one panel per model, a line per system."""
+    d = plotdata.serving_fronts_data(summary, out_dir)
+    if d is None:
+        return []
+    n = len(d.panels)
+    with matplotlib.rc_context(RC):
+        fig, axes = _figure(min(4.2 * n + 1.5, 16), 4.4, ncols=n)
+        for ax, (model, lines) in zip(axes, d.panels.items(), strict=True):
+            for line in lines:
+                style = "-o" if line.system == "chiplet-cloud" else "--s"
+                ax.plot(line.tokens_per_s_per_user, line.usd, style, ms=3.5, label=line.system)
+            ax.set_title(model)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel(d.x_label)
+        axes[0].set_ylabel(d.y_label)
+        axes[-1].legend(loc="best", fontsize="small")
+        fig.suptitle(d.title)
+    return _save(fig, out_dir, "serving_fronts")
+
+
 FIGURES: dict[str, Callable[[dict, Path], list[Path]]] = {
     "pareto": pareto_figure,
     "die_size": die_size_figure,
@@ -506,6 +528,7 @@ FIGURES: dict[str, Callable[[dict, Path], list[Path]]] = {
     "sparsity": sparsity_figure,
     "hop_latency": hop_latency_figure,
     "attribution": attribution_figure,
+    "serving_fronts": serving_fronts_figure,
 }
 
 

@@ -81,6 +81,7 @@ def context(summary: dict, out_dir: Path) -> dict:
         "attribution_file": (out_dir / "tables" / "study_attribution.parquet").is_file(),
         "sparsity_rows": dict_rows(section(summary, "sparsity", "tco_vs_sparsity")),
         "validation": sections.validation(summary),
+        "serving": sections.serving(summary),
         "plots": plots,
         "captions": sections.captions(summary),
         "static_figures": [n for n in static if n.rsplit(".", 1)[0] in PLOT_DATA],

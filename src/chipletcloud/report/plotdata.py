@@ -994,6 +994,60 @@ def attribution_data(summary: dict, out_dir: Path) -> AttributionData | None:
 
 
 # name -> plot data; the figure files are figures/<name>.png/.svg, the plots "plot-<name>"
+# ------------------------------------------------------------------------------ serving fronts
+
+
+@dataclass(frozen=True)
+class FrontLine:
+    """One system's front under the SLO: USD per 1M output tokens at each interactivity band it
+    reaches (tokens/s per user, ascending)."""
+
+    system: str
+    tokens_per_s_per_user: list[float]
+    usd: list[float]
+
+
+@dataclass(frozen=True)
+class ServingFrontsData:
+    """One panel per model, a line per system (Chiplet Cloud and each device, rented and
+    fabricated), all on the same workload and SLO."""
+
+    panels: dict[str, list[FrontLine]]
+    title: str
+    interactive_title: str
+    x_label: str = "output tokens/s per user (interactivity band)"
+    y_label: str = "USD per 1M output tokens"
+
+
+def serving_fronts_data(summary: dict, out_dir: Path) -> ServingFrontsData | None:
+    """The comparison's interactivity bands (``compare.bands``) as fronts; None without them."""
+    bands = section(summary, "compare", "bands")
+    sv = section(summary, "compare", "serving") or {}
+    if not isinstance(bands, dict) or not bands:
+        return None
+    panels = {}
+    for model, rows in bands.items():
+        systems = list(rows[0]["systems"]) if rows else []
+        lines = []
+        for name in systems:
+            pts = [
+                (float(r["tokens_per_s_per_user"]), float(r["systems"][name]))
+                for r in rows
+                if r["systems"].get(name) is not None
+            ]
+            if pts:
+                lines.append(FrontLine(name, [x for x, _ in pts], [y for _, y in pts]))
+        panels[model] = lines
+    wl = (sv.get("workload") or {}).get("name", "?")
+    slo = (sv.get("slo") or {}).get("spec", "none")
+    title = f"Cost against interactivity ({wl} workload, SLO {slo})"
+    return ServingFrontsData(
+        panels=panels,
+        title=title,
+        interactive_title=title + ": the cheapest mapping of each system per band",
+    )
+
+
 PLOT_DATA: dict[str, Callable[[dict, Path], Any]] = {
     "pareto": pareto_data,
     "die_size": die_size_data,
@@ -1005,4 +1059,5 @@ PLOT_DATA: dict[str, Callable[[dict, Path], Any]] = {
     "sparsity": sparsity_data,
     "hop_latency": hop_latency_data,
     "attribution": attribution_data,
+    "serving_fronts": serving_fronts_data,
 }

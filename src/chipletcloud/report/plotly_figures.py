@@ -606,6 +606,35 @@ def attribution_plot(summary: dict, out_dir: Path) -> go.Figure | None:
     return fig
 
 
+def serving_fronts_plot(summary: dict, out_dir: Path) -> go.Figure | None:
+    """USD per 1M tokens against tokens/s per user, a subplot per model, a line per system."""
+    d = plotdata.serving_fronts_data(summary, out_dir)
+    if d is None:
+        return None
+    fig = make_subplots(rows=1, cols=len(d.panels), subplot_titles=list(d.panels))
+    seen = set()
+    for col, lines in enumerate(d.panels.values(), start=1):
+        for line in lines:
+            fig.add_scatter(
+                x=line.tokens_per_s_per_user,
+                y=line.usd,
+                mode="lines+markers",
+                name=line.system,
+                legendgroup=line.system,
+                showlegend=line.system not in seen,
+                line={"dash": "solid" if line.system == "chiplet-cloud" else "dash"},
+                hovertemplate=f"<b>{line.system}</b><br>%{{x:~g}} tokens/s per user<br>"
+                "$%{y:.4~g} per 1M tokens<extra></extra>",
+                row=1,
+                col=col,
+            )
+            seen.add(line.system)
+        fig.update_xaxes(title=d.x_label, type="log", row=1, col=col)
+    fig.update_yaxes(type="log")
+    fig.update_yaxes(title=d.y_label, row=1, col=1)
+    return _layout(fig, d.interactive_title)
+
+
 PLOTS: dict[str, Callable[[dict, Path], go.Figure | None]] = {
     "pareto": pareto_plot,
     "die_size": die_size_plot,
@@ -617,6 +646,7 @@ PLOTS: dict[str, Callable[[dict, Path], go.Figure | None]] = {
     "sparsity": sparsity_plot,
     "hop_latency": hop_latency_plot,
     "attribution": attribution_plot,
+    "serving_fronts": serving_fronts_plot,
 }
 
 

@@ -44,12 +44,15 @@ def reproduce(
     workload: dict | None = None,
     attribute_models=ATTRIBUTE_MODELS,
     request_workload=None,
+    slo=None,
 ) -> dict:
     """Run everything; write the outputs under ``out_dir``; return the summary. ``workload``
     changes workload fields of the preset (e.g. a weight sparsity for every model).
     ``attribute_models`` are the models of the attribution walk (none: no walk, no study).
     ``request_workload``: every model and baseline serves its mean input and output lengths
-    (:mod:`chipletcloud.models.requests`), named in the summary."""
+    (:mod:`chipletcloud.models.requests`), named in the summary; with it or an ``slo``
+    (:class:`chipletcloud.models.slo.Slo`) the comparison also serves it under continuous
+    batching (``compare.serving``, ``compare.bands``, ``compare.summary.headline``)."""
     from chipletcloud.baselines.asic_validation import validation_report
     from chipletcloud.baselines.compare import compare_results
     from chipletcloud.sparsity.capacity import capacity_study
@@ -98,6 +101,10 @@ def reproduce(
 
     ordered = [r for _, r in results.values()]
     compare = compare_results(ordered, table, params)
+    if request_workload is not None or slo:
+        from chipletcloud.baselines.serving import attach_serving
+
+        attach_serving(compare, ordered, table, params, request_workload, slo)
     step("baselines")
     portfolio = software.portfolio(ordered, table)
 

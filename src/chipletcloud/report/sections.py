@@ -633,3 +633,37 @@ def created(manifest: dict) -> str:
         return datetime.fromisoformat(raw.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
     except ValueError:
         return raw
+
+
+def serving(summary: dict) -> dict | None:
+    """The serving comparison (``compare.serving`` and ``compare.summary.headline``), formatted;
+    None when the run has none."""
+    sv = section(summary, "compare", "serving")
+    if not isinstance(sv, dict):
+        return None
+
+    def usd(v):
+        return "not reachable" if v is None else fmt_usd(v)
+
+    def ratio(v):
+        return "-" if v is None else f"{v:.1f}x"
+
+    rows = []
+    for h in section(summary, "compare", "summary", "headline") or []:
+        m, s = h["rented_measured_deployment"], h["rented_simulated_at_slo"]
+        rows.append(
+            {
+                "model": h["model"],
+                "device": h["device"],
+                "cc": usd(h["chiplet_cloud_usd_per_million_tokens"]),
+                "measured": usd(m["usd_per_million_tokens"]),
+                "measured_ratio": ratio(m["ratio"]),
+                "simulated": usd(s["usd_per_million_tokens"]),
+                "simulated_ratio": ratio(s["ratio"]),
+            }
+        )
+    return {
+        "workload": (sv.get("workload") or {}).get("name", "?"),
+        "slo": (sv.get("slo") or {}).get("spec", "none"),
+        "headline": rows,
+    }
