@@ -224,3 +224,27 @@ def test_points_are_independent_of_their_neighbours(ms, f):
             one = alone.metrics(alone.rate_sat * f)
             for k in ("ttft_p99_s", "tpot_p50_s", "e2e_p50_s", "output_tokens_per_s"):
                 assert both[k][i] == pytest.approx(one[k][0], rel=1e-9), (sched, k)
+
+
+def test_evaluate_slo_search_and_an_slo_nobody_meets(small_hardware_dir, tmp_path, capsys):
+    base = ["evaluate", "--hardware", str(small_hardware_dir), "--model", "gpt2",
+            "--workload", "chat"]  # fmt: skip
+    assert main([*base, "--slo", "ttft_p99=2s,tpot_p50=50ms", "--out", str(tmp_path / "a"),
+                 "--json"]) == 0  # fmt: skip
+    sv = json.loads(capsys.readouterr().out)["serving"]
+    best = sv["models"]["gpt2"]["best"]
+    assert best["ttft_p99_s"] <= 2.0 and best["tpot_p50_s"] <= 0.050 * (1 + 1e-6)
+    assert best["usd_per_million_tokens"] > 0 and best["goodput_requests_per_s"] > 0
+    assert json.loads((tmp_path / "a" / "serving.json").read_text())["slo"]["spec"] == (
+        "tpot_p50=50ms,ttft_p99=2s"
+    )
+    # nobody serves a first token in a microsecond: said, with the best achievable, exit 0
+    assert main([*base, "--slo", "ttft_p50=0.001ms", "--out", str(tmp_path / "b")]) == 0
+    text = capsys.readouterr().out
+    assert "no design meets the SLO" in text and "best achievable: ttft_p50" in text
+    assert main([*base, "--slo", "ttft_p50=0.001ms", "--out", str(tmp_path / "c"), "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)["serving"]["models"]["gpt2"]
+    assert m["best"] is None and m["best_achievable"]["ttft_p50_s"] > 1e-6
+    # a bad SLO is refused before anything is written
+    assert main([*base, "--slo", "ttft=1s", "--out", str(tmp_path / "d")]) == 2
+    assert not (tmp_path / "d").exists()

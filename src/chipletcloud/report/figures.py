@@ -496,23 +496,40 @@ def attribution_figure(summary: dict, out_dir: Path) -> list[Path]:
 
 
 def serving_fronts_figure(summary: dict, out_dir: Path) -> list[Path]:
-    """USD per 1M tokens against tokens/s per user, one panel per model, a line per system."""
+    """USD per 1M tokens against tokens/s per user, one panel per model (up to four a row), a
+    line per system, one legend."""
     d = plotdata.serving_fronts_data(summary, out_dir)
     if d is None:
         return []
     n = len(d.panels)
+    ncols = min(n, 4)
+    nrows = -(-n // ncols)
     with matplotlib.rc_context(RC):
-        fig, axes = _figure(min(4.2 * n + 1.5, 16), 4.4, ncols=n)
-        for ax, (model, lines) in zip(axes, d.panels.items(), strict=True):
+        fig = Figure(figsize=(3.4 * ncols + 1.0, 3.0 * nrows + 1.0), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        for ax, (model, lines) in zip(axes, d.panels.items(), strict=False):
             for line in lines:
                 style = "-o" if line.system == "chiplet-cloud" else "--s"
-                ax.plot(line.tokens_per_s_per_user, line.usd, style, ms=3.5, label=line.system)
+                ax.plot(
+                    line.tokens_per_s_per_user,
+                    line.usd,
+                    style,
+                    ms=3,
+                    label=line.system,
+                    color=d.colours[line.system],
+                )
             ax.set_title(model)
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_xlabel(d.x_label)
-        axes[0].set_ylabel(d.y_label)
-        axes[-1].legend(loc="best", fontsize="small")
+        for ax in axes[n:]:
+            ax.set_visible(False)
+        seen = {}
+        for ax in axes[:n]:
+            for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+                seen.setdefault(lab, h)
+        fig.legend(list(seen.values()), list(seen), loc="outside right center")
+        fig.supxlabel(d.x_label)
+        fig.supylabel(d.y_label)
         fig.suptitle(d.title)
     return _save(fig, out_dir, "serving_fronts")
 

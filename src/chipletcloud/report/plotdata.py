@@ -1015,6 +1015,7 @@ class ServingFrontsData:
     panels: dict[str, list[FrontLine]]
     title: str
     interactive_title: str
+    colours: dict[str, str]  # by system, the same in every panel
     x_label: str = "output tokens/s per user (interactivity band)"
     y_label: str = "USD per 1M output tokens"
 
@@ -1026,8 +1027,15 @@ def serving_fronts_data(summary: dict, out_dir: Path) -> ServingFrontsData | Non
     if not isinstance(bands, dict) or not bands:
         return None
     panels = {}
-    for model, rows in bands.items():
-        systems = list(rows[0]["systems"]) if rows else []
+    order = [m for m in model_order(summary, out_dir) if m in bands]
+    order += [m for m in bands if m not in order]
+    every: list[str] = []
+    for model in order:
+        rows = bands[model]
+        systems = (
+            sorted(rows[0]["systems"], key=lambda s: (s != "chiplet-cloud", s)) if rows else []
+        )
+        every += [s for s in systems if s not in every]
         lines = []
         for name in systems:
             pts = [
@@ -1041,10 +1049,12 @@ def serving_fronts_data(summary: dict, out_dir: Path) -> ServingFrontsData | Non
     wl = (sv.get("workload") or {}).get("name", "?")
     slo = (sv.get("slo") or {}).get("spec", "none")
     title = f"Cost against interactivity ({wl} workload, SLO {slo})"
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(every)}
     return ServingFrontsData(
         panels=panels,
         title=title,
         interactive_title=title + ": the cheapest mapping of each system per band",
+        colours=colours,
     )
 
 

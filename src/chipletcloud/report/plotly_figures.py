@@ -622,7 +622,10 @@ def serving_fronts_plot(summary: dict, out_dir: Path) -> go.Figure | None:
                 name=line.system,
                 legendgroup=line.system,
                 showlegend=line.system not in seen,
-                line={"dash": "solid" if line.system == "chiplet-cloud" else "dash"},
+                line={
+                    "dash": "solid" if line.system == "chiplet-cloud" else "dash",
+                    "color": d.colours[line.system],
+                },
                 hovertemplate=f"<b>{line.system}</b><br>%{{x:~g}} tokens/s per user<br>"
                 "$%{y:.4~g} per 1M tokens<extra></extra>",
                 row=1,
