@@ -538,6 +538,12 @@ def simulate_cmd(
             "--chunk-tokens", help="With --workload/--slo: chunked prefill, tokens an iteration."
         ),
     ] = None,
+    scheduler: Annotated[
+        str,
+        typer.Option(
+            "--scheduler", help="With --workload/--slo: mixed (default) or prefill-first."
+        ),
+    ] = "mixed",
     micro_batch: Annotated[int | None, typer.Option("--micro-batch")] = None,
     weight_dtype: Annotated[str, typer.Option("--weight-dtype")] = "bf16",
     kv_dtype: Annotated[str, typer.Option("--kv-dtype")] = "bf16",
@@ -599,7 +605,7 @@ def simulate_cmd(
             hardware, load_model(model), tp=tp, pp=pp, max_batch=batch, request_workload=rw,
             slo=slo_, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
             compute_dtype=compute_dtype, stack=stack, replicas=max(r.replicas, 1),
-            chunk_tokens=chunk_tokens,
+            chunk_tokens=chunk_tokens, scheduler=scheduler,
         )  # fmt: skip
         summary["serving"]["workload"] = rw.describe()
     if not r.fits:

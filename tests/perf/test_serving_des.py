@@ -359,22 +359,24 @@ def test_bad_metric_raises_input_error():
         r.percentile("ttft", 101)
 
 
-def test_mixed_lone_prompt_is_a_step_of_its_rows():
-    # decode 10 ms + 1 ms a row (linear beyond the table), 2 ms overhead: a lone 20-token prompt
-    # is a step of 20 rows, 10 + 20 ms + 2 ms = 32 ms; then 4 decode steps of 1 row, 11 ms each
+def test_mixed_lone_prompt_runs_alone():
+    # decode 10 ms + 1 ms a sequence, prefill 0.1 ms a token on the one stage, 2 ms overhead:
+    # a lone 20-token prompt is a prefill of its own, 2 ms + 2 ms = 4 ms; then 4 decode steps of
+    # one sequence, 11 ms each
     m = machine(max_batch=4, d0=0.010, d1=0.001, overhead=0.002)
     r = simulate_requests(m, [20], [5], [0.0], warmup=0.0)
-    assert r.ttft_s[0] == pytest.approx(0.032)
-    assert r.e2e_s[0] == pytest.approx(0.032 + 4 * 0.011)
+    assert r.ttft_s[0] == pytest.approx(0.004)
+    assert r.e2e_s[0] == pytest.approx(0.004 + 4 * 0.011)
 
 
 def test_mixed_prompt_rides_with_the_decode_step():
-    # request 0 (3 tokens in, 4 out) alone: 13 ms + 2 ms; request 1 (5 tokens in) arrives at
-    # 20 ms, during request 0's first decode step (15 .. 26 ms); it rides with the next step:
-    # 1 decode row + 5 prompt rows = 6 rows, 16 ms + 2 ms: its first token at 26 + 18 = 44 ms
+    # request 0 (3 tokens in, 4 out): alone 0.3 + 2 ms = 2.3 ms, then decode steps of 11 ms
+    # ending at 13.3 and 24.3 ms. Request 1 (5 tokens in, 2 out) arrives at 20 ms and rides with
+    # the next step: 11 ms + its compute 0.5 ms (no memory slack on this machine) + 2 ms =
+    # 13.5 ms, to 37.8 ms: request 0's last token and request 1's first; then one 11 ms step.
     m = machine(max_batch=4, d0=0.010, d1=0.001, overhead=0.002)
     r = simulate_requests(m, [3, 5], [4, 2], [0.0, 0.020], warmup=0.0)
-    assert r.ttft_s[0] == pytest.approx(0.015)
-    assert r.ttft_s[1] == pytest.approx(0.044 - 0.020)
-    # request 0's tokens: 15, 26, 44, then a 2-row step to 56 ms
-    assert r.e2e_s[0] == pytest.approx(0.056)
+    assert r.ttft_s[0] == pytest.approx(0.0023)
+    assert r.e2e_s[0] == pytest.approx(0.0378)
+    assert r.ttft_s[1] == pytest.approx(0.0378 - 0.020)
+    assert r.e2e_s[1] == pytest.approx(0.0488 - 0.020)

@@ -203,6 +203,7 @@ def mapping_serving(
     stack: str | None = None,
     replicas: int = 1,
     chunk_tokens: int | None = None,
+    scheduler: str = "mixed",
 ) -> dict:
     """One mapping of a device (or SRAM card) serving ``request_workload`` under continuous
     batching with at most ``max_batch`` running sequences: the highest arrival rate meeting
@@ -216,7 +217,7 @@ def mapping_serving(
         device, spec, tp=tp, pp=pp, max_batch=max_batch, request_workload=request_workload,
         weight_dtype=weight_dtype, kv_dtype=kv_dtype, compute_dtype=compute_dtype, stack=stack,
     )  # fmt: skip
-    model = ServingModel(costs, stats, chunk_tokens)
+    model = ServingModel(costs, stats, chunk_tokens, scheduler)
     if not model.ok[0]:
         raise InputError(
             "model", spec.name, f"a mapping whose memory holds the weights and one request's KV "
@@ -236,7 +237,7 @@ def mapping_serving(
     out["kv_budget_tokens"] = float(costs.kv_tokens[0])
     out["replicas"] = replicas
     out["slo"] = slo.describe()
-    out["scheduler"] = "chunked prefill" if chunk_tokens else "prefill-first"
+    out["scheduler"] = scheduler + (f", chunks of {chunk_tokens} tokens" if chunk_tokens else "")
     return out
 
 

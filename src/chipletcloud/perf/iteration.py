@@ -23,11 +23,14 @@ The machine rules (docs/serving.md#the-machine):
   prefill time of an ``x``-token prompt (the pipeline's fill by the largest, then one stage slot
   each);
 * **mixed step** (the default scheduler's iteration, whole prompts or chunks): a decode step of
-  ``b`` sequences plus ``x`` prompt tokens is a step of ``b + x`` rows, ``decode_s(b + x)``, +
-  the request overhead when ``x > 0``: the prompt rows share the micro-batches, the weight reads
-  and the pipeline with the decode rows (a chunked-prefill step costs about what a batch of as
-  many rows does; the prompt rows are charged the decode rows' KV reads, an overcharge of the
-  attention of long prompts);
+  ``b`` sequences plus ``x`` prompt tokens (:func:`mixed_step_s`). The prompt tokens ride in the
+  decode step's ``n = min(pp, b)`` micro-batches and share their weight reads, so they add their
+  compute, ``c(x)`` a stage (the stage's prefill time of ``x`` tokens with memory infinitely
+  fast, less that of one token: collectives included, kernel launches not), times ``pp / n``
+  (the pipeline's slots a stage works through), less the step's memory slack (the decode step's
+  time with compute infinitely fast minus that with memory infinitely fast, when positive: a
+  memory-bound step has idle compute): ``decode_s(b) + max(pp/n c(x) - slack(b), 0)`` + the
+  request overhead. With nothing decoding the prompt runs alone: ``pp s(x)`` + the overhead;
 * **KV budget**: the tokens of KV cache the mapping's memory holds beside its weights
   (``kv_tokens``, summed over sequences: a chip with a split KV cache holds ``1 / r`` of the
   sequences); a running sequence holds its prompt plus its generated tokens;
@@ -38,7 +41,6 @@ Units: seconds, tokens.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -113,6 +115,10 @@ class IterationCosts:
     feasible: np.ndarray  # (n,) weights fit and one mean request's KV fits
     #: what :meth:`machine` needs to tabulate a point's decode steps exactly
     mapped: tuple | None = None
+    #: (n, G) the decode step's memory slack, seconds (None: 0, every step compute-bound)
+    slack_s: np.ndarray | None = None
+    #: (n, H) c(x): a stage's compute of x prompt tokens, seconds (None: the prefill time s(x))
+    prefill_compute_s: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.pp)
@@ -128,6 +134,10 @@ class IterationCosts:
             max_batch=self.max_batch[idx],
             kv_tokens=self.kv_tokens[idx],
             feasible=self.feasible[idx],
+            slack_s=None if self.slack_s is None else self.slack_s[idx],
+            prefill_compute_s=None
+            if self.prefill_compute_s is None
+            else self.prefill_compute_s[idx],
             mapped=None
             if self.mapped is None
             else (
@@ -155,6 +165,8 @@ class IterationCosts:
             kv_tokens=float(self.kv_tokens[i]),
             batch_grid=self.batch_grid,
             grid_decode_s=self.decode_s[i],
+            grid_slack_s=None if self.slack_s is None else self.slack_s[i],
+            prefill_compute_s=None if self.prefill_compute_s is None else self.prefill_compute_s[i],
         )
 
     def decode_time(self, b) -> np.ndarray:
@@ -168,6 +180,27 @@ class IterationCosts:
         x = np.asarray(tokens, float)
         s = _interp_rows(self.token_grid, self.prefill_stage_s, np.maximum(x, 1.0))
         return np.where(x > 0, s, 0.0)
+
+    def mixed_time(self, b, x) -> np.ndarray:
+        """Seconds of a mixed step of ``b`` decodes and ``x`` prompt tokens per point
+        (:func:`mixed_step_s`; arrays broadcast against the points, (n,) or (n, k))."""
+        b, x = np.asarray(b, float), np.asarray(x, float)
+        two = max(b.ndim, x.ndim) == 2
+
+        def col(v):
+            return v[:, None] if two else v
+
+        bb = np.maximum(b, 1.0)
+        d = self.decode_time(bb)
+        slack = 0.0 if self.slack_s is None else _interp_rows(self.batch_grid, self.slack_s, bb)
+        xx = np.maximum(x, 1.0)
+        sx = _interp_rows(self.token_grid, self.prefill_stage_s, xx)
+        cx = (
+            sx
+            if self.prefill_compute_s is None
+            else _interp_rows(self.token_grid, self.prefill_compute_s, xx)
+        )
+        return mixed_step_s(d, slack, cx, sx, col(self.pp), b, x, col(self.request_overhead_s))
 
 
 def _interp_rows(xp: np.ndarray, fp: np.ndarray, x) -> np.ndarray:
@@ -244,20 +277,31 @@ def iteration_costs(
         k: np.repeat(v, G)
         for k, v in dict(servers=servers, pp=pp, tp=tp, kv_split=kv_split).items()
     }
-    dec = decode_step_s(
-        _repeat(system, n, G), shape, wl_dec, batch=np.tile(batch_grid, n),
-        latency_model=latency_model, **rep,
-    ).reshape(n, G)  # fmt: skip
-    # one stage's prefill of one prompt of x tokens: (prefill_s - overhead) / pp at batch 1
+    sys_g = _repeat(system, n, G)
+    fast_mem = replace(sys_g, mem_bw=np.full(n * G, np.inf))
+    fast_math = replace(sys_g, flops=np.full(n * G, np.inf))
+    dec, dec_c, dec_m = (
+        decode_step_s(
+            sy, shape, wl_dec, batch=np.tile(batch_grid, n), latency_model=latency_model, **rep
+        ).reshape(n, G)
+        for sy in (sys_g, fast_mem, fast_math)
+    )
+    slack = np.maximum(dec_m - dec_c, 0.0)  # a memory-bound step's idle compute
+    # one stage's prefill of one prompt of x tokens: (prefill_s - overhead) / pp at batch 1, and
+    # its compute (memory infinitely fast) beyond that of one token
     pre = np.empty((n, H))
+    pre_c = np.empty((n, H))
+    sys_c = replace(system, mem_bw=np.full(n, np.inf))
     for j, x in enumerate(token_grid):
         wl_pre = replace(wl, prompt_tokens=float(x), output_tokens=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sim = simulate(
-                system, shape, wl_pre, servers=servers, pp=pp, batch=one, micro_batch=one,
-                latency_model=latency_model, tp=tp, kv_split=kv_split,
-            )  # fmt: skip
-        pre[:, j] = (sim["prefill_s"] - system.request_overhead_s) / pp
+        for out, sy in ((pre, system), (pre_c, sys_c)):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                sim = simulate(
+                    sy, shape, wl_pre, servers=servers, pp=pp, batch=one, micro_batch=one,
+                    latency_model=latency_model, tp=tp, kv_split=kv_split,
+                )  # fmt: skip
+            out[:, j] = (sim["prefill_s"] - system.request_overhead_s) / pp
+    pre_c = np.maximum(pre_c - pre_c[:, :1], 0.0)
     # KV budget: bytes the busiest chip has beside its weights / one token's KV on it, times
     # the r chips that share a KV head's sequences
     wl_tok = replace(wl, prompt_tokens=1, output_tokens=0)
@@ -284,6 +328,8 @@ def iteration_costs(
         max_batch=max_batch,
         kv_tokens=kv_tokens,
         feasible=feasible,
+        slack_s=slack,
+        prefill_compute_s=pre_c,
         mapped=(
             system,
             shape,
@@ -308,9 +354,12 @@ class Machine:
     max_batch: int
     kv_tokens: float
 
-    #: the analytic grid of the point (for steps beyond ``max_batch`` rows: mixed steps)
+    #: the analytic grid of the point (for steps beyond ``max_batch`` rows), its memory slack
+    #: and the prompt compute c(x) (:class:`IterationCosts`; None: no slack, c = s)
     batch_grid: np.ndarray | None = None
     grid_decode_s: np.ndarray | None = None
+    grid_slack_s: np.ndarray | None = None
+    prefill_compute_s: np.ndarray | None = None
 
     def decode_time(self, b: int) -> float:
         """Seconds of a step of ``b`` rows: exact up to ``max_batch``, interpolated beyond."""
@@ -337,7 +386,28 @@ class Machine:
 
     def chunked_time(self, b: int, tokens: float) -> float:
         """Seconds of a mixed iteration: a decode step of ``b`` sequences with ``tokens``
-        prompt tokens riding along, a step of ``b + tokens`` rows (module docstring)."""
+        prompt tokens riding along (:func:`mixed_step_s`)."""
+        d = self.decode_time(b) if b > 0 else 0.0
         if tokens <= 0:
-            return self.decode_time(b) if b > 0 else 0.0
-        return self.decode_time(b + int(math.ceil(tokens))) + self.request_overhead_s
+            return d
+        slack = 0.0
+        if self.grid_slack_s is not None and b > 0:
+            slack = float(np.interp(b, self.batch_grid, self.grid_slack_s))
+        sx = self.stage_prefill(tokens)
+        cx = sx
+        if self.prefill_compute_s is not None:
+            cx = float(np.interp(max(tokens, 1.0), self.token_grid, self.prefill_compute_s))
+        return float(mixed_step_s(d, slack, cx, sx, self.pp, b, tokens, self.request_overhead_s))
+
+
+def mixed_step_s(d, slack, cx, sx, pp, b, x, overhead):
+    """The machine's mixed step (module docstring), arrays broadcast: ``d`` the decode step of
+    ``b`` sequences, ``slack`` its memory slack, ``cx`` and ``sx`` a stage's compute and prefill
+    time of the ``x`` prompt tokens, ``pp`` stages, ``overhead`` a request's fixed cost."""
+    b = np.asarray(b, float)
+    x = np.asarray(x, float)
+    n = np.maximum(np.minimum(pp, b), 1.0)  # the decode step's micro-batches
+    ride = d + np.maximum(np.maximum(pp, n) / n * cx - slack, 0.0) + overhead
+    alone = pp * sx + overhead
+    step = np.where(b >= 1, ride, alone)
+    return np.where(x > 0, step, np.where(b >= 1, d, 0.0))

@@ -173,18 +173,15 @@ class ServingModel:
         return np.maximum(self.chunk - b, 1.0)
 
     def _carried(self, x, b):
-        """Seconds ``x`` prompt tokens add to a decode step of ``b`` rows (the machine's
-        mixed-iteration rule): D(b + x) - D(b) + the request overhead."""
+        """Seconds ``x`` prompt tokens add to a decode step of ``b`` sequences (the machine's
+        mixed step, :func:`chipletcloud.perf.iteration.mixed_step_s`, less the decode step)."""
         x = np.asarray(x, float)
         b = np.asarray(b, float)
-        ovh = self.c.request_overhead_s
-        if x.ndim == 2:  # (points, grid): per-point constants as columns
-            ovh = ovh[:, None]
-            if b.ndim == 1:
-                b = b[:, None]
+        if x.ndim == 2 and b.ndim == 1:
+            b = b[:, None]
+        b = np.broadcast_to(b, np.broadcast_shapes(b.shape, x.shape))
         base = np.where(b >= 1, self.c.decode_time(np.maximum(b, 1.0)), 0.0)
-        extra = self.c.decode_time(np.maximum(b + np.ceil(x), 1.0)) - base + ovh
-        return np.where(x > 0, extra, 0.0)
+        return np.where(x > 0, self.c.mixed_time(b, x) - base, 0.0)
 
     def _carry(self, N, b, rate=None, d=None):
         """(share of iterations carrying prompt tokens, tokens such an iteration carries) with
@@ -292,8 +289,7 @@ class ServingModel:
             room = self._room(b_seen)[:, None]
             k = np.where(np.isfinite(room), np.ceil(w.p_q[None, :] / np.minimum(room, 1e30)), 1.0)
             x = np.minimum(w.p_q[None, :] / k + (n_with * w.mean_p)[:, None], room)
-            rows = np.maximum(B[:, None] + np.ceil(x), 1.0)
-            last = c.decode_time(rows) + ovh[:, None]
+            last = c.mixed_time(np.broadcast_to(B[:, None], x.shape), x)
             own = (k - 1.0) * T[:, None] + last
         else:
             # the largest prompt of the batch: its own, or the largest of the N others
