@@ -228,11 +228,26 @@ def _model_row(spec) -> dict:
         "tie_word_embeddings": spec.tie_word_embeddings,
         "num_experts": spec.num_experts,
         "num_experts_per_tok": spec.num_experts_per_tok,
+        "experts": spec.num_experts,
+        "experts_per_token": spec.num_experts_per_tok,
+        "shared_experts": spec.num_shared_experts,
+        "dense_layers": spec.num_dense_layers if spec.is_moe else spec.num_layers,
+        "attention": spec.attention,
+        "kv_lora_rank": spec.kv_lora_rank,
+        "sliding_window": spec.sliding_window,
+        "sliding_layers": spec.sliding_layers,
         "params": spec.params,
         "active_params": spec.active_params,
+        "active_params_without_embedding": spec.active_params_without_embedding,
+        "mtp_params": spec.mtp_params,
         "params_12ld2": spec.params_12ld2,
         "weight_bytes": spec.weight_bytes(2.0),
         "kv_bytes_per_token": spec.kv_bytes_per_token(2.0),
+        "kv_bytes_at_max_context": (
+            spec.kv_bytes(spec.max_position_embeddings, 2.0)
+            if spec.max_position_embeddings
+            else None
+        ),
         "flops_decode_per_token_at_2048": spec.flops_decode_per_token(2048),
         "paper_shape": spec.paper_shape.model_dump() if spec.paper_shape else None,
         "weight_sparsity": spec.weight_sparsity,
@@ -273,10 +288,22 @@ def models_show(
     model: Annotated[str, typer.Argument(help="Built-in name or path to a config.json.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Show one model: shape, parameter counts, bytes and FLOPs per token."""
-    from chipletcloud.models.catalogue import load_model
+    """Show one model: shape, parameter counts, bytes and FLOPs per token. Config keys the
+    model does not use are named in a warning on stderr."""
+    import warnings
 
-    row = _model_row(load_model(model))
+    from chipletcloud.models.catalogue import load_model, published
+    from chipletcloud.models.llm import IgnoredConfigKeys
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", IgnoredConfigKeys)
+        spec = load_model(model)
+    for w in caught:
+        if isinstance(w.message, IgnoredConfigKeys):
+            err.print(f"warning: {w.message}", markup=False, highlight=False)
+    row = _model_row(spec)
+    pub = published(model)
+    row["published"] = pub.model_dump() if pub else None
     if as_json:
         _emit_json(row)
         return
@@ -1284,9 +1311,20 @@ def presets_show(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app, turning bad input into one line and exit code 2."""
+    import warnings
+
     from typer._click import exceptions as cx
 
     cmd = typer.main.get_command(app)
+    shown = warnings.showwarning
+
+    def one_line(message, category, *args, **kwargs):  # our approximations: one line each
+        if category.__module__.startswith("chipletcloud"):
+            err.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    warnings.showwarning = one_line
     try:
         rv = cmd.main(
             args=argv if argv is not None else sys.argv[1:],
@@ -1310,6 +1348,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as exc:
         return int(exc.exit_code)
+    finally:
+        warnings.showwarning = shown
     return int(rv) if isinstance(rv, int) else 0
 
 

@@ -569,10 +569,13 @@ def test_deepseek_style_moe():
     assert m.active_params == embed + dense_layer + 3 * active_moe_layer
     assert [n for n, _, _ in m.layer_matmuls(0)][-3:] == ["gate", "up", "down"]
     assert sum(n.startswith("shared") for n, _, _ in m.layer_matmuls(1)) == 6
+    # latent attention needs all its dims: the first missing one is named
     mla = {**cfg, "model_type": "deepseek_v3", "kv_lora_rank": 512}
     with pytest.raises(InputError) as exc:
         ModelSpec.from_hf_config(mla)
-    assert exc.value.field == "kv_lora_rank"
+    assert exc.value.field == "qk_rope_head_dim"
+    mla.update(qk_rope_head_dim=8, qk_nope_head_dim=16, v_head_dim=16)
+    assert ModelSpec.from_hf_config(mla).attention == "mla"
 
 
 def test_qwen2_moe_shared_expert_width():
@@ -741,13 +744,17 @@ def test_catalogue_names_and_cards():
         "mixtral-8x7b",
         "falcon-180b",
         "opt-175b",
+        "deepseek-v3",
+        "qwen3-235b-a22b",
+        "mixtral-8x22b",
+        "gpt-oss-120b",
     }
     assert set(names) == expected
     folder = resources.files("chipletcloud").joinpath("data", "models")
     for name in names:
         card = json.loads(folder.joinpath(f"{name}.json").read_text(encoding="utf-8"))
         assert card["name"] == name
-        assert set(card) == {"name", "source", "config", "paper_shape"}
+        assert set(card) - {"published"} == {"name", "source", "config", "paper_shape"}
         assert len(card["source"]) > 20  # a citation, not a placeholder
         m = load_model(name)
         assert m.name == name and m.source == card["source"]
@@ -882,3 +889,75 @@ def test_compressed_tensors_sparsity_config():
         ModelSpec.from_hf_config(
             {**base, "sparsity_config": {"format": "sparse-bitmask", "global_sparsity": 1.5}}
         )
+
+
+# issue 16: the 2025 families against their published counts (each card's "published" block, with
+# its source and the unit its figures are rounded to)
+@pytest.mark.parametrize(
+    "name, attention",
+    [
+        ("deepseek-v3", "mla"),
+        ("qwen3-235b-a22b", "gqa"),
+        ("mixtral-8x22b", "gqa"),
+        ("gpt-oss-120b", "hybrid"),
+        ("mixtral-8x7b", "gqa"),
+        ("llama3.1-405b", "gqa"),
+    ],
+)
+def test_frontier_cards_match_published_counts(name, attention):
+    from chipletcloud.models.catalogue import published
+
+    m, pub = load_model(name), published(name)
+    assert m.attention == attention
+
+    def close(ours, theirs):  # within 1%, or within the rounding of the published figure
+        return abs(ours - theirs) <= max(0.01 * theirs, pub.precision / 2)
+
+    assert close(m.params, pub.params), (m.params, pub.params)
+    active = m.active_params if pub.active_counts_embedding else m.active_params_without_embedding
+    assert close(active, pub.active_params), (active, pub.active_params)
+
+
+def test_latent_attention_kv_and_windows_by_hand():
+    # DeepSeek-V3: one latent of 512 + 64 rope dims a token a layer, 61 layers, 2 bytes:
+    # 61 x 576 x 2 = 70,272 B a token (against 61 x 2 x 128 x 128 x 2 = 3.9 MB for MHA)
+    ds = load_model("deepseek-v3")
+    assert ds.kv_bytes_per_token(2.0) == 61 * 576 * 2
+    assert ds.kv_bytes(1000, 1.0) == 61 * 576 * 1000
+    # gpt-oss-120b: 18 full and 18 sliding (128-token window) layers of 8 KV heads x 64 dims:
+    # at 131,072 tokens, (18 x 131,072 + 18 x 128) x 2 x 8 x 64 x 2 bytes
+    oss = load_model("gpt-oss-120b")
+    assert oss.sliding_layers == 18 and oss.sliding_window == 128
+    assert oss.kv_bytes(131072, 2.0) == (18 * 131072 + 18 * 128) * 2 * 8 * 64 * 2
+    assert oss.kv_bytes(100, 2.0) == 36 * 100 * 2 * 8 * 64 * 2  # inside the window: all layers
+    # the multi-token-prediction module is counted apart: 11.6B of its own, 13.5B with the
+    # embedding and head it shares (DeepSeek states "14B", rounded; the hub's 685B less 671B)
+    assert 11e9 < ds.mtp_params < 12e9
+    assert 13e9 < ds.mtp_params + 2 * ds.embedding_params < 14.5e9
+
+
+def test_inconsistent_frontier_configs_are_refused():
+    base = json.loads(
+        resources.files("chipletcloud").joinpath("data", "models", "gpt-oss-120b.json").read_text()
+    )["config"]
+    bad = {**base, "layer_types": base["layer_types"][:-1]}
+    with pytest.raises(InputError) as e:
+        ModelSpec.from_hf_config(bad)
+    assert e.value.field == "layer_types"
+    with pytest.raises(InputError) as e:
+        ModelSpec.from_hf_config({**base, "num_experts_per_tok": 200})
+    assert e.value.field == "num_experts_per_tok"
+    with pytest.raises(InputError) as e:
+        ModelSpec.from_hf_config({**base, "layer_types": ["windowed"] * 36})
+    assert e.value.field == "layer_types"
+
+
+def test_unused_config_keys_are_named(capsys):
+    from chipletcloud.models.llm import IgnoredConfigKeys
+
+    cfg = json.loads(
+        resources.files("chipletcloud").joinpath("data", "models", "llama3-8b.json").read_text()
+    )["config"]
+    with pytest.warns(IgnoredConfigKeys) as rec:
+        ModelSpec.from_hf_config({**cfg, "mystery_width": 7, "rope_theta": 5e5})
+    assert rec[0].message.keys == ["mystery_width"]  # rope_theta: no shape, not reported

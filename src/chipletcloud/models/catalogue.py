@@ -19,13 +19,28 @@ from chipletcloud.models.llm import ModelSpec, PaperShape, StrictModel
 PAPER_MODELS = ("gpt2", "megatron", "gpt3", "gopher", "mtnlg", "bloom", "palm", "llama2-70b")
 
 
+class Published(StrictModel):
+    """What the model's authors state: total and active parameters, and whether their active
+    count includes the input embedding table (publishers differ: gpt-oss counts the unembedding
+    only; Mistral counts both)."""
+
+    params: float
+    active_params: float | None = None
+    active_counts_embedding: bool = True
+    #: the unit the figures are rounded to (1e9: "671B")
+    precision: float = 0.0
+    source: str
+
+
 class ModelCard(StrictModel):
-    """A catalogue card: ``{"name", "source", "config": {HF config.json keys}, "paper_shape"}``."""
+    """A catalogue card: ``{"name", "source", "config": {HF config.json keys}, "paper_shape",
+    "published"}``."""
 
     name: str
     source: str
     config: dict[str, Any]
     paper_shape: PaperShape | None = None
+    published: Published | None = None
 
     def spec(self) -> ModelSpec:
         """The ModelSpec this card describes (the real shape, with the paper shape attached)."""
@@ -48,6 +63,15 @@ def _catalogue_names() -> tuple[str, ...]:
             if entry.name.endswith(".json")
         )
     )
+
+
+def published(name: str) -> Published | None:
+    """The published counts of a built-in model's card (None when the card has none)."""
+    if name not in _catalogue_names():
+        return None
+    text = _catalogue_dir().joinpath(f"{name}.json").read_text(encoding="utf-8")
+    raw = json.loads(text).get("published")
+    return None if raw is None else Published(**raw)
 
 
 def list_models() -> list[str]:

@@ -38,6 +38,8 @@ def _fam(
 
 
 _LLAMA_LIKE = _fam(True, "rmsnorm", "rotary", False, (False, False))
+_QK_NORM = ("qwen3", "qwen3_moe")  # an RMSNorm of head_dim on queries and keys
+_SINKS = ("gpt_oss",)  # a learned attention-sink logit a head, and a router bias
 _FAMILIES: dict[str, dict[str, Any]] = {
     **dict.fromkeys(
         "llama mistral mixtral qwen3 qwen3_moe deepseek deepseek_v2 deepseek_v3 phi3 internlm2 "
@@ -45,6 +47,7 @@ _FAMILIES: dict[str, dict[str, Any]] = {
         _LLAMA_LIKE,
     ),
     **dict.fromkeys(["qwen2", "qwen2_moe"], {**_LLAMA_LIKE, "bias": (True, False)}),  # qkv bias
+    "gpt_oss": {**_LLAMA_LIKE, "bias": (True, True)},
     **dict.fromkeys(["gemma", "gemma2", "gemma3_text"], {**_LLAMA_LIKE, "tie": True}),
     "gpt2": _fam(False, "layernorm", "learned", True, (True, True), ffn_mult=4),
     "gpt_bigcode": _fam(False, "layernorm", "learned", True, (True, True), ffn_mult=4),
@@ -58,6 +61,21 @@ _FAMILIES: dict[str, dict[str, Any]] = {
     "starcoder2": _fam(False, "layernorm", "rotary", True, (True, True)),
     "dbrx": _fam(True, "layernorm", "rotary", False, (False, False)),
 }
+
+#: Config keys that say nothing about the shape or the cost of serving (token ids, numerics,
+#: initialisation, bookkeeping): read by nobody, reported by nobody. Every other key the reader
+#: does not use is listed by :func:`ignored_keys` (``models show`` warns).
+NOT_SHAPE = frozenset(
+    """architectures model_type torch_dtype dtype transformers_version bos_token_id eos_token_id
+    pad_token_id decoder_start_token_id initializer_range initializer_factor rms_norm_eps
+    layer_norm_eps layer_norm_epsilon use_cache attention_dropout hidden_dropout dropout
+    embd_pdrop resid_pdrop attn_pdrop summary_type summary_use_proj summary_activation
+    summary_proj_to_labels summary_first_dropout _name_or_path auto_map rope_theta rope_scaling
+    tokenizer_class output_attentions output_hidden_states return_dict id2label label2id
+    task_specific_params scale_attn_weights use_return_dict pretraining_tp router_aux_loss_coef
+    output_router_logits router_jitter_noise aux_loss_alpha seq_aux norm_topk_prob
+    routed_scaling_factor scoring_func n_group topk_group ep_size swiglu_limit""".split()
+)
 
 _MODEL_TYPE_ALIASES = {"RefinedWeb": "falcon", "RefinedWebModel": "falcon", "gpt-j": "gptj"}
 _GATED_ACTS = ("silu", "swish", "swiglu", "geglu", "reglu", "glu")
@@ -117,11 +135,17 @@ class _Config:
                 break
         self.cfg = cfg
         self.origin: dict[str, str] = {}
+        self.read: set[str] = set()  # top-level keys looked at
 
     def has(self, key: str) -> bool:
         return self.get(key) is not None
 
+    def ignored(self) -> list[str]:
+        """Top-level keys nobody read, less :data:`NOT_SHAPE` (sorted)."""
+        return sorted(k for k in self.cfg if k not in self.read and k not in NOT_SHAPE)
+
     def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key.split(".", 1)[0])
         node: Any = self.cfg
         for part in key.split("."):
             if not isinstance(node, Mapping) or part not in node:
@@ -170,19 +194,14 @@ def _as_int(key: str, value: Any) -> int:
     return value
 
 
-def parse_hf_config(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def parse_hf_config(
+    raw: Mapping[str, Any], c: _Config | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Map an HF config to ModelSpec fields; also return field -> config key for error messages."""
-    c = _Config(raw)
+    c = c or _Config(raw)
     model_type = str(c.get("model_type", ""))
     model_type = _MODEL_TYPE_ALIASES.get(model_type, model_type)
     fam = _FAMILIES.get(model_type, {})
-    if c.has("kv_lora_rank"):
-        raise InputError(
-            "kv_lora_rank",
-            c.get("kv_lora_rank"),
-            "null: multi-head latent attention (DeepSeek-V2/V3) is not modelled",
-        )
-
     out: dict[str, Any] = {}
     out["num_layers"] = _required(c.int_of("num_layers", _LAYER_KEYS))
     d = _required(c.int_of("hidden_size", _HIDDEN_KEYS))
@@ -205,8 +224,63 @@ def parse_hf_config(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, s
         out["norm_bias"] = False
     out.update(_layout(c, model_type, d))
     out.update(_moe(c, model_type))
+    out.update(_attention_variant(c, model_type))
     out.update(_sparsity(c))
     return out, c.origin
+
+
+def ignored_keys(raw: Mapping[str, Any]) -> list[str]:
+    """The keys of a config.json the model does not use (and that are not in
+    :data:`NOT_SHAPE`): what a warning names, never dropped silently."""
+    c = _Config(raw)
+    parse_hf_config(raw, c)
+    return c.ignored()
+
+
+def _attention_variant(c: _Config, model_type: str) -> dict[str, Any]:
+    """Latent attention (``kv_lora_rank`` and its dims), sliding windows (``sliding_window``
+    with ``layer_types``; Qwen's ``use_sliding_window: false`` turns the window off), query/key
+    norms (Qwen3), attention sinks and router bias (gpt-oss; DeepSeek-V3's ``noaux_tc`` router
+    carries a bias an expert), multi-token prediction (``num_nextn_predict_layers``)."""
+    out: dict[str, Any] = {}
+    if c.has("kv_lora_rank"):
+        for field in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"):
+            out[field] = c.int_of(field, (field,))
+        q = c.int_of("q_lora_rank", ("q_lora_rank",), required=False)
+        if q:
+            out["q_lora_rank"] = q
+    window = c.int_of("sliding_window", ("sliding_window",), required=False)
+    on = c.bool_of("use_sliding_window", True)
+    below = c.get("max_window_layers")  # Qwen2/3: layers from this index on use the window
+    if window is not None and on:
+        out["sliding_window"] = window
+        types = c.get("layer_types")
+        if types is None and below is not None:
+            n = c.int_of("num_layers", _LAYER_KEYS)
+            first = min(_as_int("max_window_layers", below), n)
+            types = ["full_attention"] * first + ["sliding_attention"] * (n - first)
+            if first >= n:
+                del out["sliding_window"]
+                types = None
+        if types is not None:
+            if not isinstance(types, list) or any(
+                t not in ("full_attention", "sliding_attention") for t in types
+            ):
+                raise InputError(
+                    "layer_types", types, "a list of full_attention / sliding_attention"
+                )
+            out["layer_types"] = list(types)
+    if model_type in _QK_NORM:
+        out["qk_norm"] = True
+    if model_type in _SINKS:
+        out["attention_sinks"] = True
+        out["router_bias"] = True
+    if c.get("topk_method") == "noaux_tc":
+        out["router_bias"] = True
+    mtp = c.int_of("num_nextn_predict_layers", ("num_nextn_predict_layers",), required=False)
+    if mtp:
+        out["num_nextn_predict_layers"] = mtp
+    return out
 
 
 #: compressed-tensors sparsity formats -> chipletcloud.sparsity formats
@@ -245,6 +319,8 @@ def _sparsity(c: _Config) -> dict[str, Any]:
 
 def _kv_heads(c: _Config, model_type: str, heads: int) -> int:
     if model_type == "falcon":
+        c.get("multi_query")  # consulted: the new decoder architecture overrides it
+        c.get("parallel_attn")
         if c.bool_of("new_decoder_architecture", False):
             kv = c.int_of("num_key_value_heads", ("num_kv_heads", "n_head_kv"), required=False)
             return heads if kv is None else kv
@@ -303,6 +379,7 @@ def _ffn_width(c: _Config, model_type: str, fam: Mapping[str, Any], d: int) -> i
 
 
 def _gated(c: _Config, model_type: str, fam: Mapping[str, Any]) -> bool:
+    c.first(_ACT_KEYS)  # consulted even where the family fixes the MLP
     ffn_type = c.get("ffn_config.ffn_type")
     if isinstance(ffn_type, str):
         return "glu" in ffn_type.lower()
@@ -413,7 +490,8 @@ def _moe(c: _Config, model_type: str) -> dict[str, Any]:
     c.origin["num_experts"] = key
     out: dict[str, Any] = {"num_experts": experts}
     out["num_experts_per_tok"] = c.int_of(
-        "num_experts_per_tok", ("num_experts_per_tok", "moe_top_k", "ffn_config.moe_top_k")
+        "num_experts_per_tok",
+        ("num_experts_per_tok", "experts_per_token", "moe_top_k", "ffn_config.moe_top_k"),
     )
     moe_width = c.int_of("moe_intermediate_size", ("moe_intermediate_size",), required=False)
     out["moe_intermediate_size"] = moe_width

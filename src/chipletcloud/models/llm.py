@@ -38,6 +38,7 @@ Modelling choices (stated once here, repeated where they are used):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from numbers import Integral
 from pathlib import Path
@@ -46,7 +47,21 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chipletcloud.errors import InputError
-from chipletcloud.models.hf_config import default_name, parse_hf_config, read_config
+from chipletcloud.models.hf_config import (
+    default_name,
+    ignored_keys,
+    parse_hf_config,
+    read_config,
+)
+
+
+class IgnoredConfigKeys(UserWarning):
+    """A config.json with keys the model does not use (their names in ``keys``)."""
+
+    def __init__(self, keys: list[str]):
+        self.keys = list(keys)
+        super().__init__("config keys not modelled (ignored): " + ", ".join(self.keys))
+
 
 __all__ = ["ModelSpec", "PaperShape", "StrictModel"]
 
@@ -136,6 +151,16 @@ class ModelSpec(StrictModel):
     project-in/out matrices), ``embedding_norm`` (BLOOM's LayerNorm after the embedding),
     ``norms_per_layer`` (1 for GPT-J, Falcon-7B and PaLM, whose parallel blocks share one norm),
     ``final_norm`` and ``norm_bias`` (None: LayerNorm has a bias, RMSNorm has none).
+
+    Attention variants: multi-head latent attention (DeepSeek-V2/V3) when ``kv_lora_rank`` is
+    set, with ``q_lora_rank`` (None: a full-rank query projection), ``qk_rope_head_dim``,
+    ``qk_nope_head_dim`` and ``v_head_dim``; its KV cache is one latent vector of
+    ``kv_lora_rank + qk_rope_head_dim`` values a token a layer. Sliding-window attention:
+    ``sliding_window`` keys, in the layers ``layer_types`` marks ``sliding_attention`` (every layer
+    when ``layer_types`` is None), the others full. ``qk_norm`` (Qwen3: an RMSNorm of head_dim on
+    queries and keys), ``attention_sinks`` (gpt-oss: a learned logit a head), ``router_bias`` (a
+    bias a routed expert in the router), ``num_nextn_predict_layers`` (DeepSeek-V3's
+    multi-token-prediction modules, counted apart in :attr:`mtp_params`).
     """
 
     name: str
@@ -169,6 +194,18 @@ class ModelSpec(StrictModel):
     norms_per_layer: int = Field(default=2, ge=0, le=3)
     final_norm: bool = True
     norm_bias: bool | None = None
+    # Attention variants and the 2025 families (docs/models.md#attention-variants).
+    q_lora_rank: int | None = Field(default=None, gt=0, le=MAX_COUNT)
+    kv_lora_rank: int | None = Field(default=None, gt=0, le=MAX_COUNT)
+    qk_rope_head_dim: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    qk_nope_head_dim: int | None = Field(default=None, gt=0, le=MAX_COUNT)
+    v_head_dim: int | None = Field(default=None, gt=0, le=MAX_COUNT)
+    sliding_window: int | None = Field(default=None, gt=0, le=MAX_COUNT)
+    layer_types: list[Literal["full_attention", "sliding_attention"]] | None = None
+    qk_norm: bool = False
+    attention_sinks: bool = False
+    router_bias: bool = False
+    num_nextn_predict_layers: int = Field(default=0, ge=0, le=MAX_LAYERS)
 
     @model_validator(mode="before")
     @classmethod
@@ -215,6 +252,26 @@ class ModelSpec(StrictModel):
                     self.num_dense_layers,
                     f"fewer than num_layers ({self.num_layers})",
                 )
+        mla = (self.kv_lora_rank, self.qk_rope_head_dim, self.qk_nope_head_dim, self.v_head_dim)
+        if self.kv_lora_rank is not None and None in mla:
+            names = ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
+            missing = [n for n, v in zip(names, mla, strict=True) if v is None]
+            raise InputError(missing[0], None, "a positive integer for latent attention")
+        if self.kv_lora_rank is None and self.q_lora_rank is not None:
+            raise InputError("q_lora_rank", self.q_lora_rank, "null without kv_lora_rank")
+        if self.layer_types is not None:
+            if len(self.layer_types) != self.num_layers:
+                raise InputError(
+                    "layer_types",
+                    f"{len(self.layer_types)} entries",
+                    f"one per layer ({self.num_layers})",
+                )
+            if "sliding_attention" in self.layer_types and self.sliding_window is None:
+                raise InputError("sliding_window", None, "a window for the sliding layers")
+        if self.num_nextn_predict_layers and not self.is_moe:
+            raise InputError(
+                "num_nextn_predict_layers", self.num_nextn_predict_layers, "0 for a dense model"
+            )
         if self.position == "learned" and self.max_position_embeddings is None:
             raise InputError(
                 "max_position_embeddings", None, "a positive integer for learned positions"
@@ -250,9 +307,13 @@ class ModelSpec(StrictModel):
         if source is None:
             source = f"Hugging Face config.json ({where})" if where else "Hugging Face config.json"
         try:
-            return cls.model_validate({"name": name, "source": source, **parsed})
+            spec = cls.model_validate({"name": name, "source": source, **parsed})
         except ValidationError as exc:
             raise _input_error(exc, origin) from None
+        ignored = ignored_keys(raw)  # a valid model only: bad input gets its one line
+        if ignored:
+            warnings.warn(IgnoredConfigKeys(ignored), stacklevel=2)
+        return spec
 
     # ------------------------------------------------------------------ parameter counts
 
@@ -272,8 +333,45 @@ class ModelSpec(StrictModel):
         return self.moe_intermediate_size or self.intermediate_size
 
     @property
+    def is_mla(self) -> bool:
+        """True for multi-head latent attention."""
+        return self.kv_lora_rank is not None
+
+    @property
+    def sliding_layers(self) -> int:
+        """Layers attending a sliding window of ``sliding_window`` keys."""
+        if self.sliding_window is None:
+            return 0
+        if self.layer_types is None:
+            return self.num_layers
+        return sum(t == "sliding_attention" for t in self.layer_types)
+
+    @property
+    def attention(self) -> str:
+        """``mla``; ``hybrid`` (sliding-window and full layers); else by the KV heads: ``mha``
+        (as many as query heads), ``mqa`` (one) or ``gqa``."""
+        if self.is_mla:
+            return "mla"
+        if 0 < self.sliding_layers < self.num_layers:
+            return "hybrid"
+        if self.num_key_value_heads == self.num_attention_heads:
+            return "mha"
+        return "mqa" if self.num_key_value_heads == 1 else "gqa"
+
+    @property
+    def kv_values_per_token_layer(self) -> int:
+        """Values one token leaves in one layer's KV cache: K and V of the KV heads, or the
+        latent vector of latent attention (``kv_lora_rank + qk_rope_head_dim``)."""
+        if self.is_mla:
+            return self.kv_lora_rank + self.qk_rope_head_dim
+        return 2 * self.kv_width
+
+    @property
     def q_width(self) -> int:
-        """Output width of the query projection: heads x head_dim."""
+        """Output width of the query projection: heads x head_dim (latent attention: heads x
+        (nope + rope) dims)."""
+        if self.is_mla:
+            return self.num_attention_heads * (self.qk_nope_head_dim + self.qk_rope_head_dim)
         return self.num_attention_heads * self.head_dim
 
     @property
@@ -297,12 +395,38 @@ class ModelSpec(StrictModel):
         return n
 
     def _attention_params(self) -> int:
+        if self.is_mla:
+            return self._mla_params()
         d, q, kv = self.hidden_size, self.q_width, self.kv_width
         n = d * q + 2 * d * kv + q * d
         if self.attention_bias:
             n += q + 2 * kv + d
         if self.position == "relative":
             n += d * q + 2 * q  # Transformer-XL W_R and the u, v biases
+        if self.qk_norm:
+            n += 2 * self._norm_params(self.head_dim)
+        if self.attention_sinks:
+            n += self.num_attention_heads
+        return n
+
+    def _mla_params(self) -> int:
+        """Latent attention (DeepSeek-V2, arXiv 2405.04434, section 2.1): the query through a
+        rank-``q_lora_rank`` bottleneck with its norm (or one full projection), the KV latent and
+        the shared rope key from d, the latent's norm, its up-projection to the heads' nope keys
+        and values, and the output projection."""
+        d, h = self.hidden_size, self.num_attention_heads
+        nope, rope, v, r = (
+            self.qk_nope_head_dim,
+            self.qk_rope_head_dim,
+            self.v_head_dim,
+            self.kv_lora_rank,
+        )
+        if self.q_lora_rank:
+            n = d * self.q_lora_rank + self._norm_params(self.q_lora_rank)
+            n += self.q_lora_rank * h * (nope + rope)
+        else:
+            n = d * h * (nope + rope)
+        n += d * (r + rope) + self._norm_params(r) + r * h * (nope + v) + h * v * d
         return n
 
     def _layer_params(self, moe: bool, active: bool) -> int:
@@ -311,7 +435,7 @@ class ModelSpec(StrictModel):
             return n + self._mlp_params(self.intermediate_size)
         routed = self.num_experts_per_tok if active else self.num_experts
         experts = routed + self.num_shared_experts
-        router = self.hidden_size * self.num_experts  # no bias
+        router = (self.hidden_size + (1 if self.router_bias else 0)) * self.num_experts
         return n + experts * self._mlp_params(self.expert_intermediate_size) + router
 
     def _non_layer_params(self) -> int:
@@ -373,6 +497,12 @@ class ModelSpec(StrictModel):
         return self._count(active=True)
 
     @property
+    def active_params_without_embedding(self) -> int:
+        """:attr:`active_params` less the input embedding table (a token reads one row of it;
+        the convention of some publishers, gpt-oss's)."""
+        return self.active_params - self.embedding_params
+
+    @property
     def params_12ld2(self) -> int:
         """The authors' ``12 L d^2`` of the paper shape if the card has one, else of this shape."""
         shape = self.paper_shape or self
@@ -383,10 +513,30 @@ class ModelSpec(StrictModel):
         _check_positive("bytes_per_param", bytes_per_param)
         return float(self.params * bytes_per_param)
 
+    @property
+    def mtp_params(self) -> int:
+        """Parameters of the multi-token-prediction modules (DeepSeek-V3, arXiv 2412.19437,
+        section 2.2), outside :attr:`params` as the published count has them: each an RMSNorm of
+        the hidden state and of the next token's embedding, a 2d x d projection, one MoE
+        transformer layer and the shared head's norm (embedding and head are shared)."""
+        d = self.hidden_size
+        one = 3 * self._norm_params(d) + 2 * d * d + self._layer_params(moe=True, active=False)
+        return self.num_nextn_predict_layers * one
+
     def kv_bytes_per_token(self, bytes_per_elem: float = 2.0) -> float:
-        """KV-cache bytes per token of context: 2 (K and V) x L x KV heads x head_dim x bytes."""
+        """KV-cache bytes per token of context while every layer still holds it (a context
+        within the sliding window): L x :attr:`kv_values_per_token_layer` x bytes."""
         _check_positive("bytes_per_elem", bytes_per_elem)
-        return float(2 * self.num_layers * self.kv_width * bytes_per_elem)
+        return float(self.num_layers * self.kv_values_per_token_layer * bytes_per_elem)
+
+    def kv_bytes(self, context_tokens: int, bytes_per_elem: float = 2.0) -> float:
+        """KV-cache bytes of one sequence of ``context_tokens`` tokens: full layers hold every
+        token, sliding-window layers the last ``sliding_window``."""
+        c = _check_count("context_tokens", context_tokens)
+        _check_positive("bytes_per_elem", bytes_per_elem)
+        per = self.kv_values_per_token_layer * bytes_per_elem
+        windowed = self.sliding_layers * min(c, self.sliding_window or c)
+        return float(per * ((self.num_layers - self.sliding_layers) * c + windowed))
 
     # ------------------------------------------------------------------ work per token
 
@@ -407,10 +557,21 @@ class ModelSpec(StrictModel):
             raise InputError("layer", layer, f"an integer from 0 to {self.num_layers - 1}")
         layer = int(layer)
         d = self.hidden_size
-        out: list[tuple[str, int, int]] = [
-            ("qkv", d, self.q_width + 2 * self.kv_width),
-            ("o", self.q_width, d),
-        ]
+        if self.is_mla:
+            h, r, rope = self.num_attention_heads, self.kv_lora_rank, self.qk_rope_head_dim
+            q = (
+                [("q_a", d, self.q_lora_rank), ("q_b", self.q_lora_rank, self.q_width)]
+                if self.q_lora_rank
+                else [("q", d, self.q_width)]
+            )
+            out = [
+                *q,
+                ("kv_a", d, r + rope),
+                ("kv_b", r, h * (self.qk_nope_head_dim + self.v_head_dim)),
+                ("o", h * self.v_head_dim, d),
+            ]
+        else:
+            out = [("qkv", d, self.q_width + 2 * self.kv_width), ("o", self.q_width, d)]
 
         def mlp(prefix: str, width: int) -> list[tuple[str, int, int]]:
             gate = [(f"{prefix}gate", d, width)] if self.gated_mlp else []
@@ -456,6 +617,9 @@ class ModelSpec(StrictModel):
         QK^T and AV are each 2 x heads x head_dim per key per layer; Transformer-XL relative
         attention adds the ``q . W_R R`` score term (another 2 x heads x head_dim).
         """
+        if self.is_mla:  # QK^T over nope + rope dims, AV over v dims, a head
+            h = self.num_attention_heads
+            return 2 * (self.q_width + h * self.v_head_dim) * self.num_layers
         terms = 3 if self.position == "relative" else 2
         return terms * 2 * self.q_width * self.num_layers
 

@@ -9,6 +9,7 @@ memory tier is a parameter: SRAM for Chiplet Cloud, HBM for GPUs/TPUs.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from types import MappingProxyType
@@ -16,6 +17,7 @@ from types import MappingProxyType
 import numpy as np
 
 from chipletcloud.config import load_card
+from chipletcloud.errors import InputError
 from chipletcloud.models.llm import ModelSpec
 from chipletcloud.perf.codes import OP_GROUPS
 
@@ -26,6 +28,16 @@ def default_layer_kernels() -> MappingProxyType:
     layer_kernels.yaml``): each pays the device's fixed time per kernel launch."""
     card = load_card("workload", "layer_kernels")
     return MappingProxyType({k: float(q.value) for k, q in card.items()})
+
+
+class ApproximatedWindows(UserWarning):
+    """A model with sliding-window layers, timed at the full context."""
+
+    def __init__(self, model: str, layers: int):
+        super().__init__(
+            f"{model}: {layers} sliding-window layers timed and sized at the full context "
+            "(an upper bound on their KV cache and attention)"
+        )
 
 
 @dataclass(frozen=True)
@@ -119,7 +131,20 @@ class LayerShape:
         the authors' way: K and V projections of the full width d whatever the KV heads (MQA/GQA
         shrink the KV cache only) and no norms or biases, so the layers hold exactly 12 L d^2.
         Otherwise every parameter of the card is placed: matmuls, the per-layer rest
-        (``layer_other_params``) and, with embeddings, the embedding and LM-head matrices."""
+        (``layer_other_params``) and, with embeddings, the embedding and LM-head matrices.
+
+        Not timed yet (docs/models.md#attention-variants): latent attention is refused in one
+        line; sliding-window layers are timed and sized at the full context (an upper bound on
+        their KV and attention), with a :class:`ApproximatedWindows` warning."""
+        if spec.is_mla:
+            raise InputError(
+                "model",
+                spec.name,
+                "a model without latent attention: MLA (kv_lora_rank) is counted by `models "
+                "show` but not yet timed by the serving model",
+            )
+        if spec.sliding_layers:
+            warnings.warn(ApproximatedWindows(spec.name, spec.sliding_layers), stacklevel=2)
         d = spec.hidden_size
         kv_proj = d if paper else spec.kv_width
         attn = d * spec.q_width + 2 * d * kv_proj + spec.q_width * d
