@@ -76,12 +76,29 @@ def test_readme_serving_headline_and_bands_match_compare():
     from chipletcloud.models.requests import load_workload
     from chipletcloud.models.slo import Slo
 
-    r = run_compare(["gpt3", "palm"], request_workload=load_workload("chat"),
+    r = run_compare(["gpt3", "palm", "llama2-70b"], request_workload=load_workload("chat"),
                     slo=Slo.parse("ttft_p99=2s"))  # fmt: skip
     assert r["serving"]["slo"]["spec"] == "ttft_p99=2s"
     table = _table_after("<!-- serving_headline -->")
     heads = {h["model"]: h for h in r["summary"]["headline"]}
     assert {row[0] for row in table} == set(heads) == {"gpt3", "palm"}
+    # the sentence naming where Chiplet Cloud is not the cheapest
+    text = README.read_text(encoding="utf-8")
+    m = re.search(
+        r"Llama-2-70B at 10-25 tokens/s per user a fabricated TPU v6e is \(\$([\d.]+) and "
+        r"\$([\d.]+) against\s+\$([\d.]+)\), for PaLM at 10 a fabricated MI300X "
+        r"\(\$([\d.]+) against \$([\d.]+)\)",
+        text,
+    )
+    llama = {b["tokens_per_s_per_user"]: b for b in r["bands"]["llama2-70b"]}
+    palm = {b["tokens_per_s_per_user"]: b for b in r["bands"]["palm"]}
+    for band, value in ((10, m.group(1)), (25, m.group(2))):
+        assert llama[band]["best_system"] == "tpu-v6e-fabricated"
+        assert float(value) == pytest.approx(llama[band]["usd_per_million_tokens"], abs=5e-4)
+    assert float(m.group(3)) == pytest.approx(llama[10]["systems"]["chiplet-cloud"], abs=5e-4)
+    assert palm[10]["best_system"] == "mi300x-fabricated"
+    assert float(m.group(4)) == pytest.approx(palm[10]["usd_per_million_tokens"], abs=5e-4)
+    assert float(m.group(5)) == pytest.approx(palm[10]["systems"]["chiplet-cloud"], abs=5e-4)
     for model, device, cc, meas, meas_ratio, sim, sim_ratio in table:
         h = heads[model]
         m, s = h["rented_measured_deployment"], h["rented_simulated_at_slo"]
@@ -108,9 +125,17 @@ def test_readme_serving_headline_and_bands_match_compare():
     for cells in rows:
         b = got[int(cells[0])]
         assert cells[1] == (b["best_system"] or "not reachable")
-        for name, cell in zip(names, cells[2:], strict=True):
+        for name, cell in zip(names, cells[2:9], strict=True):
             v = b["systems"][name]
             if cell == "-":
                 assert v is None, (cells[0], name)
             else:
                 assert float(cell) == pytest.approx(v, abs=5e-4), (cells[0], name)
+        for kind, cell in zip(("cheapest_rented", "cheapest_fabricated"), cells[9:], strict=True):
+            c = b[kind]
+            if cell == "-":
+                assert c["system"] is None, (cells[0], kind)
+            else:
+                system, value = cell.split()
+                assert system == c["system"], (cells[0], kind)
+                assert float(value) == pytest.approx(c["usd_per_million_tokens"], abs=5e-4)

@@ -992,20 +992,26 @@ def _money(v) -> str:
 def _print_bands(result: dict) -> None:
     sv = result["serving"]
     where = f"{sv['workload']['name']} workload, SLO {sv['slo']['spec']}"
+    shown = ("chiplet-cloud", "a100-80gb-rented", "tpu-v4-rented")  # the paper's systems
     for model, rows in result["bands"].items():
-        names = list(rows[0]["systems"]) if rows else []
         t = Table(title=f"{model}: cheapest $/M output tokens per interactivity band ({where})")
-        t.add_column("tokens/s per user", justify="right")
-        t.add_column("cheapest")
-        for n in names:
-            t.add_column(n, justify="right")
+        for col in ("tokens/s per user", "cheapest", *shown, "cheapest rented",
+                    "cheapest fabricated"):  # fmt: skip
+            t.add_column(col, justify="left" if col == "cheapest" else "right")
         for r in rows:
             cc = r["systems"].get("chiplet-cloud")
-            cells = []
-            for n in names:
-                v = r["systems"][n]
-                ratio = f" ({v / cc:.1f}x)" if v is not None and cc and n != "chiplet-cloud" else ""
-                cells.append(_money(v) + ratio)
+
+            def cell(v, cc=cc):
+                return _money(v) + (f" ({v / cc:.1f}x)" if v is not None and cc else "")
+
+            cells = [_money(cc)] + [cell(r["systems"].get(n)) for n in shown[1:]]
+            for kind in ("cheapest_rented", "cheapest_fabricated"):
+                c = r[kind]
+                cells.append(
+                    f"{c['system']} {cell(c['usd_per_million_tokens'])}"
+                    if c["system"]
+                    else "not reachable"
+                )
             t.add_row(str(r["tokens_per_s_per_user"]), r["best_system"] or "not reachable", *cells)
         out.print(t)
     head = result["summary"].get("headline", [])

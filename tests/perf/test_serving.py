@@ -207,8 +207,14 @@ def test_compare_bands_and_headline(capsys):
         v = [r["systems"][name] for r in rows]
         reach = [x for x in v if x is not None]
         assert reach == sorted(reach) and v[: len(reach)] == reach
+    assert {"b200-rented", "tpu-v6e-fabricated", "mi300x-rented"} <= systems  # every device
     for r in rows:
         vals = {k: v for k, v in r["systems"].items() if v is not None}
+        rented = {k: v for k, v in vals.items() if k.endswith("-rented")}
+        if rented:
+            assert r["cheapest_rented"]["system"] == min(rented, key=rented.get)
+        else:
+            assert r["cheapest_rented"]["system"] is None
         if vals:
             assert r["best_system"] == min(vals, key=vals.get)
             assert r["usd_per_million_tokens"] == min(vals.values())

@@ -30,8 +30,13 @@ SERVING = {"workload": {"name": "chat"}, "slo": {"spec": "ttft_p99=2s"}, "models
 BANDS = {
     "gpt3": [
         {"tokens_per_s_per_user": x, "best_system": "chiplet-cloud",
-         "usd_per_million_tokens": cc, "systems": {"chiplet-cloud": cc, "a100-80gb-rented": gpu}}
-        for x, cc, gpu in ((10, 0.4, 1.9), (100, 0.4, 50.0), (1000, None, None))
+         "usd_per_million_tokens": cc, "systems": {"chiplet-cloud": cc, "a100-80gb-rented": gpu,
+                                                   "b200-rented": b200},
+         "cheapest_rented": {"system": "b200-rented" if b200 else None,
+                             "usd_per_million_tokens": b200},
+         "cheapest_fabricated": {"system": None, "usd_per_million_tokens": None}}
+        for x, cc, gpu, b200 in ((10, 0.4, 1.9, 0.9), (100, 0.4, 50.0, 20.0),
+                                 (1000, None, None, None))
     ]
 }  # fmt: skip
 
@@ -42,6 +47,9 @@ def test_serving_fronts_skip_unreachable_bands(run):
     lines = {ln.system: ln for ln in d.panels["gpt3"]}
     assert lines["chiplet-cloud"].tokens_per_s_per_user == [10.0, 100.0]
     assert lines["a100-80gb-rented"].usd == [1.9, 50.0]
+    # devices beyond the paper's enter as the cheapest of their kind, band by band
+    assert lines["cheapest rented device"].usd == [0.9, 20.0]
+    assert "b200-rented" not in lines and "cheapest fabricated device" not in lines
     assert "chat" in d.title and "ttft_p99=2s" in d.title
 
 

@@ -76,14 +76,19 @@ def serving_comparison(
     params: Params,
     request_workload,
     slo,
-    devices=("a100-80gb", "h100-sxm", "tpu-v4"),
+    devices=None,
     chunk_tokens: int | None = None,
     progress=None,
 ) -> dict:
-    """Chiplet Cloud and every device, rented and fabricated, serving ``request_workload`` at
-    ``slo`` for each model of ``results`` (phase-2 ``software.ModelResult`` list over ``table``):
-    the cheapest system meeting the SLO, the interactivity bands and the headline pairs
-    (docs/serving.md#fronts-compared)."""
+    """Chiplet Cloud and every device with a price card (``devices``, default all of
+    :func:`chipletcloud.baselines.devices.list_price_cards`), rented and fabricated, serving
+    ``request_workload`` at ``slo`` for each model of ``results`` (phase-2
+    ``software.ModelResult`` list over ``table``): the cheapest system meeting the SLO, the
+    interactivity bands (each band also names the cheapest rented and the cheapest fabricated
+    device) and the headline pairs (docs/serving.md#fronts-compared)."""
+    from chipletcloud.baselines.devices import list_price_cards
+
+    devices = list_price_cards() if devices is None else list(devices)
     from chipletcloud.baselines.compare import v1_baselines
     from chipletcloud.explore import software
     from chipletcloud.explore.serving import BANDS, asic_candidates, serve
@@ -120,11 +125,18 @@ def serving_comparison(
             reach = {k: v for k, v in per.items() if v is not None}
             best = min(reach, key=reach.get) if reach else None
             cc_x = per.get("chiplet-cloud")
+            cheapest = {}
+            for kind in ("rented", "fabricated"):
+                of = {k: v for k, v in reach.items() if k.endswith(f"-{kind}")}
+                name = min(of, key=of.get) if of else None
+                cheapest[kind] = {"system": name, "usd_per_million_tokens": of.get(name)}
             rows.append(
                 {
                     "tokens_per_s_per_user": x,
                     "best_system": best,
                     "usd_per_million_tokens": reach.get(best) if best else None,
+                    "cheapest_rented": cheapest["rented"],
+                    "cheapest_fabricated": cheapest["fabricated"],
                     "systems": per,
                     "ratios_to_chiplet_cloud": {
                         k: (v / cc_x if v is not None and cc_x else None) for k, v in per.items()

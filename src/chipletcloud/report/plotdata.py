@@ -1020,6 +1020,12 @@ class ServingFrontsData:
     y_label: str = "USD per 1M output tokens"
 
 
+#: The systems drawn by name (the paper's); every other device enters through the cheapest
+#: rented and the cheapest fabricated device of each band.
+FRONT_SYSTEMS = ("chiplet-cloud", "a100-80gb-rented", "a100-80gb-fabricated", "tpu-v4-rented",
+                 "tpu-v4-fabricated")  # fmt: skip
+
+
 def serving_fronts_data(summary: dict, out_dir: Path) -> ServingFrontsData | None:
     """The comparison's interactivity bands (``compare.bands``) as fronts; None without them."""
     bands = section(summary, "compare", "bands")
@@ -1032,20 +1038,24 @@ def serving_fronts_data(summary: dict, out_dir: Path) -> ServingFrontsData | Non
     every: list[str] = []
     for model in order:
         rows = bands[model]
-        systems = (
-            sorted(rows[0]["systems"], key=lambda s: (s != "chiplet-cloud", s)) if rows else []
-        )
-        every += [s for s in systems if s not in every]
-        lines = []
-        for name in systems:
-            pts = [
-                (float(r["tokens_per_s_per_user"]), float(r["systems"][name]))
-                for r in rows
-                if r["systems"].get(name) is not None
-            ]
-            if pts:
-                lines.append(FrontLine(name, [x for x, _ in pts], [y for _, y in pts]))
-        panels[model] = lines
+        series: dict[str, list[tuple[float, float]]] = {}
+        for r in rows:
+            x = float(r["tokens_per_s_per_user"])
+            for name in FRONT_SYSTEMS:
+                v = r["systems"].get(name)
+                if v is not None:
+                    series.setdefault(name, []).append((x, float(v)))
+            for kind in ("rented", "fabricated"):
+                c = r.get(f"cheapest_{kind}") or {}
+                if c.get("usd_per_million_tokens") is not None:
+                    series.setdefault(f"cheapest {kind} device", []).append(
+                        (x, float(c["usd_per_million_tokens"]))
+                    )
+        every += [s for s in series if s not in every]
+        panels[model] = [
+            FrontLine(name, [x for x, _ in pts], [y for _, y in pts])
+            for name, pts in series.items()
+        ]
     wl = (sv.get("workload") or {}).get("name", "?")
     slo = (sv.get("slo") or {}).get("spec", "none")
     title = f"Cost against interactivity ({wl} workload, SLO {slo})"
