@@ -91,7 +91,7 @@ def serving_comparison(
     devices = list_price_cards() if devices is None else list(devices)
     from chipletcloud.baselines.compare import v1_baselines
     from chipletcloud.explore import software
-    from chipletcloud.explore.serving import BANDS, asic_candidates, serve
+    from chipletcloud.explore.serving import BANDS, asic_candidates, finite_or_none, serve
 
     stats = LengthStats.of(request_workload)
     models, bands = {}, {}
@@ -121,7 +121,7 @@ def serving_comparison(
         models[res.model] = {"systems": systems}
         rows = []
         for x in BANDS:
-            per = {k: _finite(a.bands[x]) for k, a in answers.items()}
+            per = {k: finite_or_none(a.bands[x]) for k, a in answers.items()}
             reach = {k: v for k, v in per.items() if v is not None}
             best = min(reach, key=reach.get) if reach else None
             cc_x = per.get("chiplet-cloud")
@@ -192,10 +192,6 @@ def _spec_of(res):
     return load_model(res.model)
 
 
-def _finite(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
-
-
 def _ratio(num, den):
     return num / den if num is not None and den else None
 
@@ -204,31 +200,24 @@ def mapping_serving(
     device: str,
     spec,
     *,
-    tp: int,
-    pp: int,
-    max_batch: int,
     request_workload,
     slo,
-    weight_dtype: str = "bf16",
-    kv_dtype: str = "bf16",
-    compute_dtype: str | None = None,
-    stack: str | None = None,
     replicas: int = 1,
     chunk_tokens: int | None = None,
     scheduler: str = "mixed",
+    **mapping,
 ) -> dict:
     """One mapping of a device (or SRAM card) serving ``request_workload`` under continuous
-    batching with at most ``max_batch`` running sequences: the highest arrival rate meeting
-    ``slo`` (the saturation rate when no SLO is given) and the percentiles there. Raises
-    :class:`~chipletcloud.errors.InputError` naming the best achievable value when no load
-    meets the SLO."""
+    batching: ``mapping`` are :func:`mapping_costs`'s keywords (``tp``, ``pp``, ``max_batch``
+    running sequences at most, the dtypes and the stack). Returns the highest arrival rate
+    meeting ``slo`` (the saturation rate when no SLO is given) and the percentiles there.
+    Raises :class:`~chipletcloud.errors.InputError` naming the best achievable value when no
+    load meets the SLO."""
     from chipletcloud.errors import InputError
     from chipletcloud.perf.serving import ServingModel
 
-    card, costs, stats = mapping_costs(
-        device, spec, tp=tp, pp=pp, max_batch=max_batch, request_workload=request_workload,
-        weight_dtype=weight_dtype, kv_dtype=kv_dtype, compute_dtype=compute_dtype, stack=stack,
-    )  # fmt: skip
+    card, costs, stats = mapping_costs(device, spec, request_workload=request_workload, **mapping)
+    tp, pp = mapping["tp"], mapping["pp"]
     model = ServingModel(costs, stats, chunk_tokens, scheduler)
     if not model.ok[0]:
         raise InputError(
@@ -307,13 +296,10 @@ def attach_serving(
     """Add ``serving``, ``bands`` and ``summary.headline`` (:func:`serving_comparison`) to a
     comparison ``result`` (:func:`chipletcloud.baselines.compare.compare_results`): the
     workload given, or the preset's fixed request, at ``slo`` (none: any stable load)."""
-    from chipletcloud.models.requests import fixed_workload
+    from chipletcloud.models.requests import preset_workload
     from chipletcloud.models.slo import Slo
 
-    wl_spec = params.preset.workload
-    rw = request_workload or fixed_workload(
-        wl_spec.prompt_tokens, wl_spec.output_tokens, f"preset {params.preset.name}"
-    )
+    rw = request_workload or preset_workload(params)
     sv = serving_comparison(results, table, params, rw, slo or Slo(), progress=progress)
     result["serving"] = {k: sv[k] for k in ("workload", "slo", "models")}
     result["bands"] = sv["bands"]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from chipletcloud.models.slo import Slo
+from chipletcloud.perf import formulas as fm
 from chipletcloud.perf.iteration import IterationCosts, LengthStats, iteration_costs
 from chipletcloud.perf.serving import ServingModel
 
@@ -55,9 +56,12 @@ class Candidates:
 
 
 def usd_per_million(usd_per_s, rate, mean_g):
-    """USD per million output tokens at ``rate`` requests/s of ``mean_g`` tokens (inf at 0)."""
+    """USD per million output tokens at ``rate`` requests/s of ``mean_g`` tokens (inf at 0):
+    :func:`chipletcloud.perf.formulas.usd_per_million_tokens` of one system at its price a
+    second."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(rate > 0, usd_per_s / (rate * mean_g) * 1e6, np.inf)
+        cost = fm.usd_per_million_tokens(1.0, usd_per_s, 1.0, rate * mean_g)
+    return np.where(rate > 0, cost, np.inf)
 
 
 @dataclass
@@ -254,12 +258,9 @@ def serve_models(run, specs, request_workload, slo: Slo) -> dict:
     is ``request_workload`` or the preset's fixed request; ``specs`` are the run's model
     specs (matched to its results by name)."""
     from chipletcloud.explore import software
-    from chipletcloud.models.requests import fixed_workload
+    from chipletcloud.models.requests import preset_workload
 
-    wl_spec = run.params.preset.workload
-    rw = request_workload or fixed_workload(
-        wl_spec.prompt_tokens, wl_spec.output_tokens, f"preset {run.params.preset.name}"
-    )
+    rw = request_workload or preset_workload(run.params)
     stats = LengthStats.of(rw)
     by_name = {s.name: s for s in specs}
     models = {}
@@ -272,12 +273,13 @@ def serve_models(run, specs, request_workload, slo: Slo) -> dict:
             "best": a.best,
             "best_achievable": a.best_achievable,
             "bands": [
-                {"tokens_per_s_per_user": x, "usd_per_million_tokens": _finite(a.bands[x])}
+                {"tokens_per_s_per_user": x, "usd_per_million_tokens": finite_or_none(a.bands[x])}
                 for x in a.bands
             ],
         }
     return {"workload": rw.describe(), "slo": slo.describe(), "models": models}
 
 
-def _finite(x: float) -> float | None:
+def finite_or_none(x: float) -> float | None:
+    """``x`` as a float, None when infinite (a band out of reach, in JSON)."""
     return float(x) if np.isfinite(x) else None

@@ -64,7 +64,7 @@ _FAMILIES: dict[str, dict[str, Any]] = {
 
 #: Config keys that say nothing about the shape or the cost of serving (token ids, numerics,
 #: initialisation, bookkeeping): read by nobody, reported by nobody. Every other key the reader
-#: does not use is listed by :func:`ignored_keys` (``models show`` warns).
+#: does not use is listed by :func:`parse_hf_config_keys` (``models show`` warns).
 NOT_SHAPE = frozenset(
     """architectures model_type torch_dtype dtype transformers_version bos_token_id eos_token_id
     pad_token_id decoder_start_token_id initializer_range initializer_factor rms_norm_eps
@@ -229,12 +229,14 @@ def parse_hf_config(
     return out, c.origin
 
 
-def ignored_keys(raw: Mapping[str, Any]) -> list[str]:
-    """The keys of a config.json the model does not use (and that are not in
-    :data:`NOT_SHAPE`): what a warning names, never dropped silently."""
+def parse_hf_config_keys(
+    raw: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """:func:`parse_hf_config` and the keys of the config.json the model does not use (less
+    :data:`NOT_SHAPE`): what a warning names, never dropped silently. One parse."""
     c = _Config(raw)
-    parse_hf_config(raw, c)
-    return c.ignored()
+    parsed, origin = parse_hf_config(raw, c)
+    return parsed, origin, c.ignored()
 
 
 def _attention_variant(c: _Config, model_type: str) -> dict[str, Any]:

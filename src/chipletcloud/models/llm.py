@@ -49,8 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from chipletcloud.errors import InputError
 from chipletcloud.models.hf_config import (
     default_name,
-    ignored_keys,
-    parse_hf_config,
+    parse_hf_config_keys,
     read_config,
 )
 
@@ -301,7 +300,7 @@ class ModelSpec(StrictModel):
         the key as the config spells it.
         """
         raw, where = read_config(config)
-        parsed, origin = parse_hf_config(raw)
+        parsed, origin, ignored = parse_hf_config_keys(raw)
         if name is None:
             name = default_name(raw, where)
         if source is None:
@@ -310,8 +309,7 @@ class ModelSpec(StrictModel):
             spec = cls.model_validate({"name": name, "source": source, **parsed})
         except ValidationError as exc:
             raise _input_error(exc, origin) from None
-        ignored = ignored_keys(raw)  # a valid model only: bad input gets its one line
-        if ignored:
+        if ignored:  # a valid model only: bad input gets its one line
             warnings.warn(IgnoredConfigKeys(ignored), stacklevel=2)
         return spec
 

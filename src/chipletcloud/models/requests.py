@@ -205,6 +205,13 @@ def fixed_workload(input_tokens: int, output_tokens: int, source: str) -> Reques
     )
 
 
+def preset_workload(params) -> RequestWorkload:
+    """The preset's static request (``params``: :class:`chipletcloud.config.Params`) as a
+    workload: what serving runs when no ``--workload`` is given."""
+    wl = params.preset.workload
+    return fixed_workload(wl.prompt_tokens, wl.output_tokens, f"preset {params.preset.name}")
+
+
 def list_workloads() -> list[str]:
     """Names of the built-in workloads, sorted."""
     return yaml_names(DATA)

@@ -37,6 +37,7 @@ Units: seconds, requests/s, tokens/s.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,20 +104,6 @@ def _sum_quantile(own: np.ndarray, resid: tuple, q, iters: int = 36) -> np.ndarr
 SCHEDULERS = ("mixed", "prefill-first")
 
 
-class _Sub:
-    """The points ``idx`` of a model as a model of their own (the bisections shrink to the
-    points still undecided)."""
-
-    def __init__(self, model, idx):
-        import copy
-
-        m = copy.copy(model)
-        m.c = model.c.take(idx)
-        m.bcap, m.s_p, m.es = model.bcap[idx], model.s_p[idx], model.es[idx]
-        m.ok, m.t_sat, m.rate_sat = model.ok[idx], model.t_sat[idx], model.rate_sat[idx]
-        self.model = m
-
-
 class ServingModel:
     """The analytic serving model of n mapping points (``costs``) under one workload
     (``stats``): ``scheduler`` "mixed" (new prompts ride with the decode step, whole or in
@@ -150,8 +137,14 @@ class ServingModel:
         self.t_sat, self.rate_sat = self._saturation()
 
     def subset(self, idx) -> ServingModel:
-        """The points ``idx`` as a model of their own (same workload and scheduler)."""
-        return _Sub(self, np.asarray(idx)).model
+        """The points ``idx`` as a model of their own (same workload and scheduler; the
+        bisections shrink to the points still undecided)."""
+        idx = np.asarray(idx)
+        m = copy.copy(self)
+        m.c = self.c.take(idx)
+        for name in ("bcap", "s_p", "es", "ok", "t_sat", "rate_sat"):
+            setattr(m, name, getattr(self, name)[idx])
+        return m
 
     # -- the steady state ------------------------------------------------------------------
     def _s_max(self, N):
