@@ -374,3 +374,73 @@ def test_resume_across_a_code_change_is_refused(tmp_path, capsys, monkeypatch):
     assert "config hash" in capsys.readouterr().err
     monkeypatch.setattr(shards, "engine_digest", lambda: digest)
     assert main([*args, "--resume"]) == 0
+
+
+def _children(pid: int) -> set[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_process_workers_die_with_a_killed_parent(tmp_path):
+    """kill -9 of a run on ``--backend process``: its worker processes end within seconds
+    (issue 17: two workers were seen running 26 minutes after their parent died)."""
+    from chipletcloud.explore.backends import PARENT_POLL_S
+
+    sp = tmp_path / "s.yaml"
+    sp.write_text(SMALL_SPACE)
+    hw = tmp_path / "hw"
+    assert main(["hardware", "--space", str(sp), "--out", str(hw)]) == 0
+    args = ["evaluate", "--model", "gpt2", "--hardware", str(hw), "--out", str(tmp_path / "r")]
+    env = {**os.environ, shards.DELAY_ENV: "2.0"}  # shards slow enough to catch the workers
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chipletcloud.cli", *args, "--backend", "process",
+         "--shard-size", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            # the spawn start method adds a resource tracker too: workers run chipletcloud code
+            kids = {p for p in _children(proc.pid) if _alive(p)}
+            workers = {
+                p
+                for p in kids
+                if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()
+            }
+            if len(workers) >= 2:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None and len(workers) >= 2, "no workers seen"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 10 * PARENT_POLL_S + 5
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    survivors = [p for p in workers if _alive(p)]
+    for p in survivors:  # do not leave them behind, whatever the outcome
+        os.kill(p, signal.SIGKILL)
+    assert not survivors

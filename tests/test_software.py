@@ -45,7 +45,7 @@ def test_pareto_mask_ignores_nan():
     assert keep.tolist() == [True, False, False]
 
 
-def _random_case(seed, moe=False, latency_model="isca24", power="energy"):
+def _random_case(seed, moe=False, latency_model="isca24", power="energy", attention="gqa"):
     rng = np.random.default_rng(seed)
     n = 7
     system = System.broadcast(
@@ -114,6 +114,19 @@ def _random_case(seed, moe=False, latency_model="isca24", power="energy"):
     )
     if moe:
         cfg.update(num_experts=8, num_experts_per_tok=2, moe_intermediate_size=2 * d)
+    if attention == "mla":  # latent attention: one shared latent, absorbed in decode
+        cfg.update(
+            kv_lora_rank=int(rng.choice([32, 64])),
+            q_lora_rank=[None, 48][rng.integers(2)],
+            qk_rope_head_dim=16,
+            qk_nope_head_dim=32,
+            v_head_dim=32,
+        )
+    elif attention == "hybrid":  # sliding-window layers among full ones
+        cfg.update(
+            sliding_window=int(rng.integers(8, 400)),
+            layer_types=[("sliding_attention", "full_attention")[i % 2] for i in range(layers)],
+        )
     shape = LayerShape.from_spec(ModelSpec(**cfg), include_embeddings=bool(rng.integers(2)))
     wl = Workload(
         prompt_tokens=int(rng.integers(1, 300)),
@@ -154,9 +167,12 @@ def _random_case(seed, moe=False, latency_model="isca24", power="energy"):
     st.booleans(),
     st.sampled_from(["isca24", "v1"]),
     st.sampled_from(["energy", "tdp", "tdp_utilisation", "tdp_capacity"]),
+    st.sampled_from(["gqa", "mla", "hybrid"]),
 )
-def test_fast_path_equals_reference(seed, moe, latency_model, power):
-    system, pricing, shape, wl, grid, lm = _random_case(seed, moe, latency_model, power)
+def test_fast_path_equals_reference(seed, moe, latency_model, power, attention):
+    system, pricing, shape, wl, grid, lm = _random_case(
+        seed, moe, latency_model, power, attention
+    )
     nmin = software.min_servers(system, shape, wl)
     ref = software.reference_points(system, pricing, shape, wl, grid, 10_000, lm)
     d, j, c, lat, best, counts = kernel.evaluate_points(
@@ -171,6 +187,12 @@ def test_fast_path_equals_reference(seed, moe, latency_model, power):
     ref_best = np.full(len(system), np.inf)
     np.minimum.at(ref_best, ref["design"][ok], ref["usd_per_million_tokens"][ok])
     np.testing.assert_allclose(best, ref_best, rtol=1e-9)
+    # the pruning bound of tco_optimum (matmul and attention FLOPs at peak) never exceeds a
+    # design's own optimum, whatever the attention variant and context
+    inp = software.SearchInputs(system, pricing, shape, wl, grid, nmin, 10_000, lm)
+    lb = software.cost_lower_bound(inp)
+    fin = np.isfinite(ref_best)
+    assert np.all(lb[fin] <= ref_best[fin] * (1 + 1e-9))
     # the chunked search keeps exactly the reference's front
     fd, fj, fbest, fcounts = kernel.search_fronts(
         system, pricing, shape, wl, grid, nmin, 10_000, lm, chunk=3
@@ -218,7 +240,7 @@ def small_table(isca24):
 def test_search_fast_equals_reference_on_a_table(small_table, isca24):
     from chipletcloud.models.catalogue import load_model
 
-    for name in ("gpt3", "llama2-70b", "mixtral-8x7b"):
+    for name in ("gpt3", "llama2-70b", "mixtral-8x7b", "gpt-oss-120b"):
         spec = load_model(name)
         fast = software.search(small_table, spec, isca24)
         ref = software.search(small_table, spec, isca24, fast=False)

@@ -15,7 +15,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from chipletcloud.errors import InputError
@@ -41,32 +47,84 @@ def _emit_json(obj: dict) -> None:
     sys.stdout.write(json.dumps(obj, sort_keys=True, default=jsonable) + "\n")
 
 
+#: ``--quiet`` (the app's option): no progress on stderr, on a terminal or not
+_QUIET = {"on": False}
+
+
+@app.callback()
+def _options(
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress lines or bars on stderr.")
+    ] = False,
+) -> None:
+    """Design chiplet-based LLM-serving supercomputers for the lowest cost per token."""
+    _QUIET["on"] = quiet
+
+
+def _log_line(label: str, done: int, total: int, msg: str, start: float) -> None:
+    """One plain progress line on stderr (not a terminal): step, count, elapsed and an ETA."""
+    elapsed = time.monotonic() - start
+    eta = elapsed / done * (total - done) if 0 < done < total else 0.0
+    tail = f", about {eta:.0f} s left" if done < total else ""
+    err.print(
+        f"{label}: {msg} done ({done}/{total}, {elapsed:.0f} s{tail})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @contextmanager
 def _progress(total: int, label: str, enabled: bool):
-    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
-    if not (enabled and err.is_terminal):
+    """Progress on stderr: a rich bar with the last step done, the elapsed time and an ETA on a
+    terminal; one plain line a step otherwise (a log); nothing with ``--quiet`` or when not
+    ``enabled`` (``--json``)."""
+    if not enabled or _QUIET["on"]:
         yield lambda _msg: None
+        return
+    if not err.is_terminal:
+        start, count = time.monotonic(), [0]
+
+        def line(msg: str) -> None:
+            count[0] += 1
+            _log_line(label, count[0], max(total, count[0]), msg, start)
+
+        yield line
         return
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=err,
         transient=True,
     ) as bar:
-        task = bar.add_task(label, total=total)
+        task = bar.add_task(f"{label}: starting", total=total)
 
         def step(msg: str) -> None:
-            bar.update(task, advance=1, description=f"{label}: {msg}")
+            bar.update(task, advance=1, description=f"{label}: {msg} done, next step running")
 
         yield step
 
 
 @contextmanager
 def _status(label: str, enabled: bool):
-    """A spinner on stderr while a step without countable parts runs (a terminal only)."""
-    if not (enabled and err.is_terminal):
+    """A spinner on stderr while a step without countable parts runs (a terminal); a line when
+    it starts and one when it ends otherwise; nothing with ``--quiet`` or ``--json``."""
+    if not enabled or _QUIET["on"]:
         yield
+        return
+    if not err.is_terminal:
+        start = time.monotonic()
+        err.print(f"{label} ...", markup=False, highlight=False, soft_wrap=True)
+        yield
+        err.print(
+            f"{label}: done in {time.monotonic() - start:.0f} s",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         return
     with err.status(label):
         yield
@@ -148,21 +206,22 @@ def hardware(
     from chipletcloud.config import config_hash, load_space, resolve
     from chipletcloud.explore.backends import check_options
     from chipletcloud.explore.hardware import explore_hardware
+    from chipletcloud.report.outdir import check_out_dir
     from chipletcloud.report.store import manifest, write_json, write_parquet
 
+    check_out_dir(out_dir)
     t0 = time.perf_counter()
     sharded = check_options(backend, address, resume, shard_size)
     params = resolve(preset)
     sp = load_space(space)
-    with _progress(4, "phase 1", not as_json) as step:
+    with _progress(3 if sharded else 4, "phase 1", not as_json) as step:
         if sharded:
             from chipletcloud.explore.shards import run_hardware_sharded
 
-            step("shards")
             res = run_hardware_sharded(
                 sp, params, backend, shard_size, run_dir=out_dir, resume=resume, address=address
             )
-            step("evaluate")
+            step("enumerate and evaluate (shards)")
             step("check")
         else:
             res = explore_hardware(sp, params, progress=step)
@@ -362,9 +421,11 @@ def evaluate(
     from chipletcloud.explore.backends import check_options
     from chipletcloud.explore.software import evaluate_models
     from chipletcloud.models.catalogue import load_model
+    from chipletcloud.report.outdir import check_out_dir
     from chipletcloud.report.runs import write_evaluation
     from chipletcloud.sparsity.formats import FORMATS
 
+    check_out_dir(out_dir)
     _check_fraction("sparsity", sparsity)
     if sparse_format is not None and sparse_format not in FORMATS:
         raise InputError("sparse_format", sparse_format, ", ".join(FORMATS))
@@ -388,7 +449,9 @@ def evaluate(
         raise InputError("slo", slo, "an SLO search over a phase-1 table (--hardware DIR)")
     if wl is not None:
         params = wl.applied_to(params)
-    specs = [load_model(m) for m in model]
+    from chipletcloud.explore.software import servable
+
+    specs = servable([load_model(m) for m in model], params)
     card = None
     if design is not None:
         from chipletcloud.baselines.sram import load_sram_card
@@ -714,7 +777,7 @@ def validate(
 
     with _status("validating (with a leave-one-source-out refit)", not as_json):
         report = validation_report(leave_one_out=True)
-    errs = [abs(c["error"]) for c in report["asic_cases"]]
+    errs = [abs(c["error"]) for c in report["asic_cases"] if c["error"] == c["error"]]  # not NaN
     if as_json:
         _emit_json(report)
         return
@@ -754,7 +817,7 @@ def validate(
         "leave one training source out (refit on the others): median |error| "
         f"{report['leave_one_source_out_median_abs_error']:.1%}"
     )
-    if report["asic_cases"]:
+    if errs:
         out.print(
             f"analytic ASIC model vs event-level simulation: {len(errs)} points, median "
             f"|error| {report['asic_median_abs_error']:.2%}, max {max(errs):.2%}"
@@ -818,12 +881,16 @@ def calibrate(
     """Fit the GPU/TPU device efficiencies and the software stacks' fixed costs on the training
     cases (least squares on log error, physical bounds): one reproducible command instead of a
     hand fit (docs/validation.md#calibration)."""
-    from chipletcloud.baselines.calibrate import fit, write_cards
+    from chipletcloud.baselines.calibrate import fit, training_cases, write_cards
     from chipletcloud.baselines.validation import case_rows, load_cases, split_summary
+    from chipletcloud.report.outdir import check_out_dir
 
+    if out_dir is not None:
+        check_out_dir(out_dir)
     warnings: list[str] = []
+    cases = training_cases(device)  # a device without training cases: one line, before work
     with _status("calibrating on the train split", not as_json):
-        result = fit(device=device, warn=warnings.append)
+        result = fit(cases, device=device, warn=warnings.append)
         devs, stacks = result.cards()
         cases = load_cases()
         if device is not None:
@@ -936,9 +1003,145 @@ def sparsity_cmd(
     )
 
 
+def _token_counts(field: str, text: str | None) -> list[int] | None:
+    """``2k,8k,131072`` -> [2048, 8192, 131072] (``k``: 1024 tokens); one line on bad input."""
+    if text is None:
+        return None
+    out = []
+    for part in text.split(","):
+        p = part.strip().lower()
+        mult = 1024 if p.endswith("k") else 1
+        try:
+            n = int(p.removesuffix("k")) * mult
+        except ValueError:
+            n = 0
+        if n < 2:
+            raise InputError(field, text, "comma-separated token counts of at least 2 (2k = 2048)")
+        out.append(n)
+    return out
+
+
+@app.command("context")
+def context_cmd(
+    model: Annotated[list[str] | None, typer.Option("--model", help="Model; repeat.")] = None,
+    contexts: Annotated[
+        str | None,
+        typer.Option("--contexts", help="Contexts in tokens, comma-separated (2k,8k,128k)."),
+    ] = None,
+    output_tokens: Annotated[
+        int | None, typer.Option("--output-tokens", help="Generated tokens a request.")
+    ] = None,
+    devices: Annotated[
+        str | None, typer.Option("--devices", help="Baseline devices, comma-separated.")
+    ] = None,
+    hardware_dir: Annotated[Path | None, typer.Option("--hardware", help="Phase-1 dir.")] = None,
+    preset: PresetOpt = "isca24",
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write context.json and context.parquet here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """USD per million tokens against the context (prompt + output) for Chiplet Cloud's
+    TCO-optimal system and the cheapest rented and fabricated device, with the share of the
+    system's SRAM the KV cache takes and the context one sequence can reach in it
+    (defaults: data/studies/context.yaml)."""
+    from chipletcloud.baselines.devices import load_device
+    from chipletcloud.config import load_space, resolve
+    from chipletcloud.explore.hardware import explore_hardware
+    from chipletcloud.studies.context import context_study, default_spec
+
+    if out_dir is not None:
+        from chipletcloud.report.outdir import check_out_dir
+
+        check_out_dir(out_dir)
+    if output_tokens is not None and output_tokens < 1:
+        raise InputError("output-tokens", output_tokens, "a token count of at least 1")
+    ctx = _token_counts("contexts", contexts)
+    devs = None
+    if devices is not None:
+        devs = [d.strip() for d in devices.split(",") if d.strip()]
+        for d in devs:
+            load_device(d)
+    base = default_spec()
+    names = list(model or base.models)
+    params = resolve(preset)
+    n = len(names) * len(ctx or base.contexts)
+    with _progress(n, "context study", not as_json) as step:
+        table = (
+            _load_servers(hardware_dir)
+            if hardware_dir
+            else explore_hardware(load_space(), params).table
+        )
+        study = context_study(table, params, names, ctx, output_tokens, devs, progress=step)
+    if out_dir is not None:
+        from chipletcloud.config import config_hash
+        from chipletcloud.report.store import manifest, write_json, write_parquet
+        from chipletcloud.studies.context import context_columns
+
+        cfg = {"command": "context", "preset": params.preset.name, **{
+            k: study[k] for k in ("models", "contexts", "output_tokens", "devices")
+        }}  # fmt: skip
+        write_json(study, out_dir / "context.json")
+        write_parquet(context_columns(study), out_dir / "context.parquet")
+        write_json(manifest("context", cfg, config_hash(cfg)), out_dir / "manifest.json")
+    if as_json:
+        _emit_json(study)
+        return
+    _print_context(study)
+
+
+def _print_context(study: dict) -> None:
+    t = Table(
+        title=f"USD per million tokens by context ({study['output_tokens']} output tokens a "
+        "request, prefill counted)"
+    )
+    for c, j in (
+        ("model", "left"), ("context", "right"), ("Chiplet Cloud", "right"),
+        ("chips", "right"), ("batch", "right"), ("KV / SRAM", "right"),
+        ("cheapest rented", "right"), ("cheapest fabricated", "right"), ("fab / CC", "right"),
+    ):  # fmt: skip
+        t.add_column(c, justify=j)
+    for r in study["rows"]:
+        cc = r["cc_usd_per_million_tokens"]
+
+        def dev(b):
+            return "-" if b is None else f"{b['device']} ${b['usd_per_million_tokens']:,.3f}"
+
+        ratio = r["fabricated_over_cc"]
+        t.add_row(
+            r["model"],
+            f"{r['context']:,}",
+            "does not fit" if cc is None else f"${cc:,.3f}",
+            f"{r.get('chips', 0):,}" if cc is not None else "-",
+            str(r.get("batch", "-")),
+            f"{r['kv_share_of_sram']:.0%}" if cc is not None else "-",
+            dev(r["cheapest_rented"]),
+            dev(r["cheapest_fabricated"]),
+            "-" if ratio is None else f"{ratio:.2f}x",
+        )
+    out.print(t)
+    for name, s in study["summary"].items():
+        lim = s["kv_limit_tokens"]
+        cross = s["crossover_context"]
+        out.print(
+            f"{name}: the {s['kv_limit_of_context']:,}-token optimum's SRAM holds one sequence "
+            f"of up to {lim:,} tokens beside the weights; "
+            + (
+                f"a fabricated device is cheaper from {cross:,} tokens"
+                if cross is not None
+                else "Chiplet Cloud is the cheapest at every context"
+            )
+            if lim is not None
+            else f"{name}: no Chiplet Cloud system holds it"
+        )
+
+
 @app.command()
 def compare(
     model: Annotated[list[str] | None, typer.Option("--model", help="Model; repeat.")] = None,
+    model_set: Annotated[
+        str, typer.Option("--set", help="Models when no --model: paper (the eight) or 2026.")
+    ] = "paper",
     preset: PresetOpt = "isca24",
     workload: WorkloadOpt = None,
     slo: SloOpt = None,
@@ -946,11 +1149,12 @@ def compare(
 ) -> None:
     """Chiplet Cloud's TCO-optimal design against rented and fabricated GPUs and TPUs."""
     from chipletcloud.baselines.compare import run_compare
-    from chipletcloud.models.catalogue import PAPER_MODELS
+    from chipletcloud.models.catalogue import model_set as set_models
 
     slo_ = _slo(slo)
+    names = set_models(model_set)
     result = run_compare(
-        list(model or PAPER_MODELS),
+        list(model or names),
         preset,
         progress_enabled=not as_json,
         progress=_progress,
@@ -1142,14 +1346,15 @@ def reproduce(
         ),
     ] = None,
 ) -> None:
-    """The whole evaluation on defaults: phase 1, phase 2 for the eight paper models, the GPU/TPU
-    comparison, the shared design, sparsity, the design studies, validation; figures,
-    DIR/report.html and DIR/summary.json."""
-    from chipletcloud.models.catalogue import PAPER_MODELS
+    """The whole evaluation on defaults: phase 1, phase 2 for the eight paper models and the 2026
+    models, the GPU/TPU comparison, the shared design, sparsity, the design studies, the
+    context-length study, validation; figures, DIR/report.html and DIR/summary.json."""
+    from chipletcloud.report.outdir import check_out_dir
     from chipletcloud.report.reproduce import STEPS
     from chipletcloud.report.reproduce import reproduce as run_reproduce
     from chipletcloud.sparsity.formats import FORMATS
 
+    check_out_dir(out_dir)
     _check_fraction("sparsity", sparsity)
     _check_index_bits(index_bits)
     if sparse_format is not None and sparse_format not in FORMATS:
@@ -1198,9 +1403,11 @@ def reproduce(
             f"TCO-optimal die size for {die['model']}: {lo}-{hi} mm2 "
             f"({die['optimum_die_area_mm2']:.0f} mm2; the paper: 100-200 mm2)"
         )
+    sets = summary.get("model_sets") or {}
+    n_models = len({*summary["optimal"], *(m for v in sets.values() for m in v["models"])})
     out.print(
         f"wrote {out_dir / 'report.html'} and {out_dir / 'summary.json'} "
-        f"in {elapsed:.1f} s ({len(PAPER_MODELS)} models{', quick' if quick else ''})"
+        f"in {elapsed:.1f} s ({n_models} models{', quick' if quick else ''})"
     )
     if "bands" in summary["compare"]:
         _print_bands(summary["compare"])
@@ -1221,44 +1428,25 @@ def query(
     results: Annotated[Path, typer.Option("--results", help="A run directory.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Run DuckDB SQL over a run's Parquet tables. Each file is a view named after it (servers,
-    pareto_<model> or <model> for fronts, study_*, sparsity, validation, compare, ...)."""
-    import duckdb
+    """Run one read-only DuckDB SELECT over a run's Parquet tables. Each file is a table named
+    after it (servers, <model>_pareto for evaluate, pareto_<model> for reproduce's fronts,
+    study_*, sparsity, validation, compare, ...); names that collide (two runs in one folder)
+    get their folders in front (run1_servers, run2_servers). No other file can be read or
+    written; --json prints NaN and infinities as null."""
+    from rich.text import Text
 
-    if not results.is_dir():
-        raise InputError("results", str(results), "a run directory (reproduce/evaluate/hardware)")
-    con = duckdb.connect()
-    views = []
-    for path in sorted(results.rglob("*.parquet")):
-        rel = path.relative_to(results).with_suffix("")
-        parts = rel.parts
-        name = "_".join(parts[-2:]) if parts[-1] == "pareto" else parts[-1]
-        if parts[0] == "fronts":
-            name = "pareto_" + parts[-1]
-        name = "".join(c if c.isalnum() else "_" for c in name)
-        con.execute(f"CREATE VIEW \"{name}\" AS SELECT * FROM read_parquet('{path.as_posix()}')")
-        views.append(name)
-    if not views:
-        raise InputError("results", str(results), "a directory holding Parquet tables")
-    try:
-        rel = con.sql(sql)
-    except duckdb.Error as exc:
-        msg = str(exc).splitlines()[0]
-        raise InputError(
-            "sql", sql, f"valid DuckDB SQL over the views {', '.join(views)} ({msg})"
-        ) from exc
-    if rel is None:
-        return
-    cols = rel.columns
-    rows = rel.fetchall()
+    from chipletcloud.report.query import cell_text, json_document, run_query
+
+    cols, rows = run_query(results, sql)
     if as_json:
-        _emit_json({"columns": cols, "rows": [list(r) for r in rows]})
+        doc = json_document(cols, rows)
+        sys.stdout.write(json.dumps(doc, sort_keys=True, allow_nan=False) + "\n")
         return
     t = Table()
     for c in cols:
-        t.add_column(c)
+        t.add_column(Text(c), overflow="fold")
     for r in rows:
-        t.add_row(*[f"{v:.6g}" if isinstance(v, float) else str(v) for v in r])
+        t.add_row(*[Text(cell_text(v)) for v in r])
     out.print(t)
 
 
@@ -1350,7 +1538,14 @@ def main(argv: list[str] | None = None) -> int:
         err.print("aborted", markup=False)
         return 130
     except KeyboardInterrupt:
-        err.print("interrupted", markup=False)
+        err.print(
+            "interrupted: results are written only when a command finishes; hardware and "
+            "evaluate with --resume keep their finished shards, so the same command with "
+            "--resume continues where it stopped",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         return 130
     except typer.Exit as exc:
         return int(exc.exit_code)

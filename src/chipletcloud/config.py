@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
 from dataclasses import dataclass, replace
 from functools import cache, lru_cache
@@ -87,23 +88,119 @@ def validation_to_input_error(exc: ValidationError, prefix: str = "") -> InputEr
     return InputError(field, value, msg)
 
 
+#: The largest YAML file read (bytes of UTF-8): every config and card is a few KB
+MAX_YAML_BYTES = 1_000_000
+#: The most aliases (``*name``) a YAML document may use
+MAX_YAML_ALIASES = 100
+#: The most nodes a YAML document may have with every alias expanded (a "billion laughs" of
+#: nested aliases expands 2 KB to 10^9 nodes; a 1 MB file without aliases has fewer than 500,000)
+MAX_YAML_NODES = 1_000_000
+
+
+class _YamlLimit(yaml.YAMLError):
+    """A YAML document beyond :data:`MAX_YAML_ALIASES` or :data:`MAX_YAML_NODES`."""
+
+
+class _BoundedSafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a document with more than :data:`MAX_YAML_ALIASES`
+    aliases, or more than :data:`MAX_YAML_NODES` nodes once its aliases are expanded (or one that
+    contains itself), before any Python object is built from it."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_YAML_ALIASES:
+                raise _YamlLimit(f"a YAML document with at most {MAX_YAML_ALIASES} aliases")
+        return super().compose_node(parent, index)
+
+    def compose_document(self):
+        node = super().compose_document()
+        _expanded_nodes(node)
+        self._aliases = 0
+        return node
+
+
+def _expanded_nodes(root) -> int:
+    """Nodes of a composed YAML document with its aliases expanded (each shared node counted
+    once a reference, computed once a node); :class:`_YamlLimit` beyond :data:`MAX_YAML_NODES` or
+    for a node that contains itself."""
+    sizes: dict[int, int] = {}
+    stack = [(root, False)]
+    open_ids: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[key] = 1
+            continue
+        kids = (
+            node.value
+            if isinstance(node, yaml.SequenceNode)
+            else [n for pair in node.value for n in pair]
+        )
+        if done:
+            open_ids.discard(key)
+            sizes[key] = 1 + sum(sizes[id(k)] for k in kids)
+            if sizes[key] > MAX_YAML_NODES:
+                raise _YamlLimit(
+                    f"a YAML document of at most {MAX_YAML_NODES:,} nodes, aliases expanded"
+                )
+            continue
+        if key in open_ids:
+            raise _YamlLimit("a YAML document without an alias inside its own anchor")
+        open_ids.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in kids if id(k) not in sizes)
+    return sizes[id(root)]
+
+
+def load_yaml_text(text: str, source: str, what: str = "yaml") -> Any:
+    """The one YAML document in ``text`` (read from ``source``, a file name for the message), safe
+    and bounded: at most :data:`MAX_YAML_BYTES`, :data:`MAX_YAML_ALIASES` aliases and
+    :data:`MAX_YAML_NODES` nodes with the aliases expanded. A document beyond them, or invalid
+    YAML, is one :class:`InputError` naming ``what`` and ``source``."""
+    if len(text) > MAX_YAML_BYTES or len(text.encode("utf-8")) > MAX_YAML_BYTES:
+        raise InputError(what, source, f"a YAML file of at most {MAX_YAML_BYTES:,} bytes")
+    loader = None
+    try:
+        loader = _BoundedSafeLoader(text)  # the reader checks the characters here
+        return loader.get_single_data()
+    except _YamlLimit as exc:
+        raise InputError(what, source, str(exc)) from None
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise InputError(what, source, f"valid YAML{where}") from exc
+    except RecursionError:  # nesting deeper than Python's stack
+        raise InputError(what, source, "a YAML document nested less deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
 def read_yaml(path: Path | Any, what: str) -> Any:
-    """The YAML (or JSON, a subset of it) at ``path``; an unreadable file or invalid YAML is one
+    """The YAML (or JSON, a subset of it) at ``path`` through :func:`load_yaml_text` (at most
+    :data:`MAX_YAML_BYTES` are read); an unreadable file or invalid YAML is one
     :class:`InputError` naming ``what``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_YAML_BYTES + 1)
+        if len(data) > MAX_YAML_BYTES:
+            raise InputError(what, str(path), f"a YAML file of at most {MAX_YAML_BYTES:,} bytes")
+        text = data.decode("utf-8")
     except FileNotFoundError as exc:
         raise InputError(what, str(path), "an existing YAML file") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(
             what, str(path), f"a readable UTF-8 file ({exc.__class__.__name__})"
         ) from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f" (line {line + 1})" if line is not None else ""
-        raise InputError(what, str(path), f"valid YAML{where}") from exc
+    return load_yaml_text(text, str(path), what)
 
 
 @lru_cache(maxsize=64)
@@ -817,6 +914,14 @@ PACKAGES = (
     "plotly",
     "jinja2",
 )
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the process's umask (0o666 & ~umask): results are
+    written through temporary files (mode 0o600) renamed in place, which then get this mode."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def versions() -> dict[str, str]:

@@ -740,6 +740,7 @@ def test_catalogue_names_and_cards():
         "llama2-13b",
         "llama3-8b",
         "llama3-70b",
+        "llama3.1-70b",
         "llama3.1-405b",
         "mixtral-8x7b",
         "falcon-180b",
@@ -950,6 +951,30 @@ def test_inconsistent_frontier_configs_are_refused():
     with pytest.raises(InputError) as e:
         ModelSpec.from_hf_config({**base, "layer_types": ["windowed"] * 36})
     assert e.value.field == "layer_types"
+    # zero experts with a top-k: an MoE config without experts (gpt-oss's key: num_local_experts)
+    with pytest.raises(InputError, match="at least num_experts_per_tok .4. experts") as e:
+        ModelSpec.from_hf_config({**base, "num_local_experts": 0})
+    assert e.value.field == "num_local_experts"
+    # attention kinds not modelled: refused in one line, not timed as full attention
+    for key, value in (
+        ("attention_type", "linear"),
+        ("attention_chunk_size", 8192),  # Llama 4's chunked attention
+        ("attention_types", [[["global", "local"], 18]]),  # GPT-Neo's local layers
+    ):
+        with pytest.raises(InputError) as e:
+            ModelSpec.from_hf_config({**base, key: value})
+        assert e.value.field == key and "\n" not in str(e.value)
+    # a plain kind is accepted and counted as read (no ignored-key warning)
+    assert ModelSpec.from_hf_config({**base, "attention_type": "full"}).num_layers == 36
+
+
+def test_context_beyond_the_positions():
+    # Llama-3.1-70B: 131,072 positions (HF config.json); P + G - 1 positions for a request
+    spec = load_model("llama3.1-70b")
+    spec.check_context(131_072 - 255, 256)
+    with pytest.raises(InputError, match="at most 131073 tokens"):
+        spec.check_context(131_072 - 254, 256)
+    assert load_model("palm").max_position_embeddings is None  # RoPE, no table: no limit
 
 
 def test_unused_config_keys_are_named(capsys):

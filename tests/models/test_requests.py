@@ -147,17 +147,39 @@ def test_evaluate_runs_a_workloads_mean_lengths(tmp_path, capsys):
     assert not (tmp_path / "p").exists()
 
 
+def test_a_request_beyond_the_positions_is_refused_or_left_out(capsys):
+    # GPT-2's learned position table has 1,024 rows (HF gpt2 config, n_positions): the code
+    # workload's 2,066 + 21 mean request cannot be served by it; one model: one line, exit 2
+    assert main(["compare", "--model", "gpt2", "--workload", "code", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "at most 1025 tokens" in err and "gpt2" in err
+    # in a run of several, it is left out with a warning naming it; the others run
+    from chipletcloud.config import resolve
+    from chipletcloud.explore.software import ContextBeyondPositions, servable
+    from chipletcloud.models.catalogue import load_model
+
+    params = resolve("isca24").with_workload(prompt_tokens=2066, output_tokens=21)
+    with pytest.warns(ContextBeyondPositions, match="gpt2 left out"):
+        kept = servable([load_model("gpt2"), load_model("llama2-7b")], params)
+    assert [s.name for s in kept] == ["llama2-7b"]
+    # 1,024 positions hold a 1,000 + 25 request (the last token is never fed back), not 1,026
+    ok = resolve("isca24").with_workload(prompt_tokens=1000, output_tokens=25)
+    assert [s.name for s in servable([load_model("gpt2")], ok)] == ["gpt2"]
+    with pytest.raises(InputError, match="at most 1025"):
+        servable([load_model("gpt2")], ok.with_workload(output_tokens=26))
+
+
 def test_compare_serves_the_workload_on_both_sides(capsys):
-    assert main(["compare", "--model", "gpt2", "--workload", "code", "--json"]) == 0
+    assert main(["compare", "--model", "llama2-7b", "--workload", "code", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     i, o = load_workload("code").mean_lengths()
     assert d["request_workload"]["name"] == "code"
     assert (d["workload"]["prompt_tokens"], d["workload"]["output_tokens"]) == (i, o)
     # 2,066 prompt tokens for 21 generated ones: every output token carries ~100 of prefill, so
     # a token costs more than under the paper's 128/256 workload on both sides
-    assert main(["compare", "--model", "gpt2", "--json"]) == 0
+    assert main(["compare", "--model", "llama2-7b", "--json"]) == 0
     base = json.loads(capsys.readouterr().out)
-    m, b = d["models"]["gpt2"], base["models"]["gpt2"]
+    m, b = d["models"]["llama2-7b"], base["models"]["llama2-7b"]
     assert m["chiplet_cloud_usd_per_million_tokens"] > b["chiplet_cloud_usd_per_million_tokens"]
     a100 = "a100-80gb-rented"
     assert (

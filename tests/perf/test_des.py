@@ -349,11 +349,11 @@ def test_asic_cases_on_a_small_table(isca24):
     recs = asic_cases(
         table, isca24, models=("gpt2", "llama2-70b"), n_points=3, details=details, fast=False
     )
-    keys = {"id", "source", "quantity", "unit", "measured", "predicted", "error"}
+    keys = {"id", "source", "quantity", "unit", "measured", "predicted", "error", "note"}
     assert recs and all(set(r) == keys for r in recs)
     assert len({r["id"] for r in recs}) == len(recs)
     for r in recs:
-        assert r["source"] == des.SOURCE
+        assert r["source"] == des.SOURCE and r["note"] == ""
         assert r["quantity"] in ("tpot_s", "throughput_tokens_per_s")
         assert r["measured"] > 0 and r["predicted"] > 0
         assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1)

@@ -7,6 +7,7 @@ import math
 import pytest
 from test_attribution_figure import make_study as make_attribution_study
 from test_hop_latency_figure import make_study
+from test_model_sets_report import make_context_study, make_model_set
 from test_report_browser import MODELS, make_run
 
 from chipletcloud.report import plotdata
@@ -22,6 +23,8 @@ def run(tmp_path_factory):
     summary["studies"].setdefault("attribution", make_attribution_study())
     summary["compare"].setdefault("bands", BANDS)
     summary["compare"].setdefault("serving", SERVING)
+    summary.setdefault("model_sets", {"2026": make_model_set()})
+    summary["studies"].setdefault("context", make_context_study())
     return summary, root
 
 

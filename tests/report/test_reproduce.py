@@ -10,7 +10,17 @@ import pytest
 from chipletcloud.cli import main
 
 
-def test_reproduce_quick(tmp_path, capsys):
+def test_reproduce_quick(tmp_path, capsys, monkeypatch):
+    from chipletcloud.report import reproduce as rp
+
+    # beside the paper's eight, a small 2026 set (llama2-70b, in both sets, searched once) and a
+    # small context-length study, both on the quick table (the defaults: every 2026 model, and
+    # data/studies/context.yaml)
+    monkeypatch.setitem(rp.MODEL_SETS_DEFAULT, "2026", ("mixtral-8x7b", "llama2-70b"))
+    small = rp.context_spec().model_copy(
+        update={"models": ["mixtral-8x7b"], "contexts": [1024, 4096]}
+    )
+    monkeypatch.setattr(rp, "context_spec", lambda: small)
     out = tmp_path / "run"
     assert main(["reproduce", "--quick", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -44,6 +54,24 @@ def test_reproduce_quick(tmp_path, capsys):
     assert walk["steps"][-1]["usd_per_million_tokens"] == pytest.approx(
         s["optimal"]["gpt3"]["tco_optimal"]["usd_per_million_tokens"]
     )
+    # the 2026 set: its own optima, comparison and shared design; the paper's keys unchanged
+    s26 = s["model_sets"]["2026"]
+    assert s26["models"] == ["mixtral-8x7b", "llama2-70b"]
+    assert s26["optimal"]["llama2-70b"] == s["optimal"]["llama2-70b"]
+    assert s26["optimal"]["mixtral-8x7b"]["tco_optimal"]["usd_per_million_tokens"] > 0
+    assert set(s26["compare"]["models"]) == set(s26["models"]) == set(s26["portfolio"]["per_model"])
+    assert "mixtral-8x7b" not in s["compare"]["models"] and "mixtral-8x7b" not in s["optimal"]
+    assert s26["compare"]["models"]["mixtral-8x7b"]["baselines"]
+    # the context-length study: a row per model and context, Chiplet Cloud and the devices
+    ctx = st["context"]
+    assert ctx["models"] == ["mixtral-8x7b"] and ctx["contexts"] == [1024, 4096]
+    assert [r["context"] for r in ctx["rows"]] == [1024, 4096]
+    assert all(r["cc_usd_per_million_tokens"] > 0 and r["cheapest_rented"] for r in ctx["rows"])
+    assert set(ctx["summary"]["mixtral-8x7b"]) == {
+        "kv_limit_tokens",
+        "kv_limit_of_context",
+        "crossover_context",
+    }
     assert 1.6 <= s["sparsity"]["capacity"]["capacity_gain"] <= 1.8
     assert s["manifest"]["config_hash"] and s["manifest"]["versions"]["numpy"]
     for name in (
@@ -57,6 +85,8 @@ def test_reproduce_quick(tmp_path, capsys):
         "sparsity",
         "hop_latency",
         "attribution",
+        "model_sets",
+        "context",
     ):
         assert (out / "figures" / f"{name}.png").is_file()
         assert (out / "figures" / f"{name}.svg").is_file()
@@ -67,13 +97,22 @@ def test_reproduce_quick(tmp_path, capsys):
     assert not re.search(remote, html)
     assert html.count("plotly.js v") == 1  # the library inlined once
     assert 'id="plot-attribution"' in html and 'id="attribution-table-1"' in html
+    assert 'id="plot-model_sets"' in html and 'id="model-set-2026-table"' in html
+    assert 'id="plot-context"' in html and 'id="context-table"' in html
     assert (out / "fronts" / "gpt3.parquet").is_file()
+    assert (out / "fronts" / "mixtral-8x7b.parquet").is_file()
     # the run's tables answer SQL
     assert main(["query", "SELECT count(*) FROM pareto_gpt3", "--results", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"][0][0] >= 1
     sql = "SELECT count(*) FROM study_attribution WHERE model = 'gpt3'"
     assert main(["query", sql, "--results", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"][0][0] == len(walk["steps"])
+    for sql, n in (
+        ("SELECT count(*) FROM study_context WHERE model = 'mixtral-8x7b'", 2),
+        ("SELECT count(DISTINCT model) FROM compare_2026", 2),
+    ):
+        assert main(["query", sql, "--results", str(out), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["rows"][0][0] == n
 
 
 def test_reproduce_bad_input(tmp_path, capsys):

@@ -61,20 +61,18 @@ def asic_cases(
     """Validation records of the analytic model against the event-level simulation: for each model
     (default: the eight paper models) the phase-2 search over ``table``, then its TCO-optimal,
     latency-optimal and middle Pareto points. One record per point and quantity with ``id, source,
-    quantity, unit, measured`` (DES), ``predicted`` (analytic) and ``error`` (= predicted /
-    measured - 1). ``details``, when given a list, receives each point's
-    :func:`chipletcloud.perf.des.compare_point` dict with ``model``, ``point`` and
-    ``server_id``. ``fast=False`` searches with the numpy reference (no numba compilation: for
-    small tables). ``results`` (model name -> ModelResult of the same table and parameters)
-    skips the searches already done."""
+    quantity, unit, measured`` (DES), ``predicted`` (analytic), ``error`` (= predicted /
+    measured - 1) and ``note`` (empty; for a point the simulation cannot run, the reason, with
+    ``measured`` and ``error`` NaN: :func:`des_mapping_issue`). The search runs over the
+    mappings the simulation represents (:func:`des_search_params`). ``details``, when given a
+    list, receives each simulated point's :func:`chipletcloud.perf.des.compare_point` dict with
+    ``model``, ``point`` and ``server_id``. ``fast=False`` searches with the numpy reference (no
+    numba compilation: for small tables). ``results`` (model name -> ModelResult of the same
+    table and parameters) skips the searches already done."""
     units = {"tpot_s": "s/token", "prefill_s": "s", "throughput_tokens_per_s": "tokens/s"}
     records = []
-    # the event-level simulation runs equal stages of L / p layers with KV heads replicated: the
-    # check searches that part of the mapping space (and ignores ``results`` searched otherwise)
-    srch = params.preset.search
-    if srch.balance_stages or "split" in srch.kv_modes:
-        even = srch.model_copy(update={"balance_stages": False, "kv_modes": ["replicate"]})
-        params = replace(params, preset=params.preset.model_copy(update={"search": even}))
+    params, even = des_search_params(params)
+    if not even:  # ``results`` were searched over mappings the simulation cannot run
         results = None
     system, _ = software.system_from_servers(table, params)
     wl = software.workload(params.preset.workload)
@@ -87,6 +85,23 @@ def asic_cases(
         f = res.front
         for label, i in pick_front_points(f, n_points):
             d = int(f["design"][i])
+            point = {k: int(f[k][i]) for k in des.MAPPING_KEYS}
+            reason = des_mapping_issue(system.take(np.array([d])), res.shape, **point)
+            if reason is not None:  # said in the table, not a traceback
+                for q in quantities:
+                    records.append(
+                        {
+                            "id": f"des-{name}-{label}-{q}",
+                            "source": des.SOURCE,
+                            "quantity": q,
+                            "unit": units[q],
+                            "measured": float("nan"),
+                            "predicted": float(f[q][i]) if q in f else float("nan"),
+                            "error": float("nan"),
+                            "note": f"not simulated at event level: {reason}",
+                        }
+                    )
+                continue
             row = des.compare_point(
                 system.take(np.array([d])),
                 res.shape,
@@ -114,9 +129,44 @@ def asic_cases(
                         "measured": meas,
                         "predicted": pred,
                         "error": pred / meas - 1.0,
+                        "note": "",
                     }
                 )
     return records
+
+
+def des_search_params(params):
+    """``(params, unchanged)``: ``params`` with the phase-2 search cut to the mappings the
+    event-level simulation represents, equal stages of L / p whole layers (no ``balance_stages``,
+    ``units_per_layer`` 1, no ``uneven_pipeline``) with KV heads replicated; ``unchanged`` when
+    the preset already searches only those. The v1 preset's stages of parts of layers (3 units a
+    layer, uneven) give pipeline degrees up to 3 L that the simulation cannot place."""
+    srch = params.preset.search
+    even = {
+        "balance_stages": False,
+        "kv_modes": ["replicate"],
+        "units_per_layer": 1,
+        "uneven_pipeline": False,
+    }
+    if all(getattr(srch, k) == v for k, v in even.items()):
+        return params, True
+    srch = srch.model_copy(update=even)
+    return replace(params, preset=params.preset.model_copy(update={"search": srch})), False
+
+
+def des_mapping_issue(system, shape, *, servers, pp, batch, micro_batch) -> str | None:
+    """Why :func:`chipletcloud.perf.des.simulate_des` cannot run a mapping of a one-row
+    ``system`` (None when it can): every stage needs a tensor group of at least one chip
+    (servers x chips per server >= pp), the pipeline degree must divide the layers (equal stages
+    of whole layers) and the micro-batch the batch."""
+    cps = int(np.asarray(system.chips_per_server).reshape(-1)[0])
+    if pp < 1 or servers * cps < pp:
+        return f"{servers} servers x {cps} chips give no chip to each of {pp} pipeline stages"
+    if shape.num_layers % pp:
+        return f"pp={pp} does not divide the {shape.num_layers} layers into equal stages"
+    if micro_batch < 1 or batch % micro_batch:
+        return f"micro-batch {micro_batch} does not divide batch {batch}"
+    return None
 
 
 def asic_validation(
@@ -126,7 +176,7 @@ def asic_validation(
     given) and ``asic_median_abs_error`` (the median of their absolute errors, None without
     cases): what ``validate`` and ``reproduce`` report."""
     cases = asic_cases(table, params, n_points=n_points, results=results)
-    errs = [abs(c["error"]) for c in cases]
+    errs = [abs(c["error"]) for c in cases if np.isfinite(c["error"])]
     return {
         "asic_cases": cases,
         "asic_median_abs_error": float(np.median(errs)) if errs else None,

@@ -328,23 +328,39 @@ def _blocks(model: _Model, free: list[int]) -> list[list[int]]:
     return [sorted(g) for g in groups.values()]
 
 
+def training_cases(device: str | None = None) -> list[dict]:
+    """The train split's cases (those of ``device``'s family with ``device``); an unknown device,
+    or one without a training case, is one :class:`InputError` line."""
+    cases = load_cases("train")
+    if device is not None:
+        load_device(device)  # an unknown device is one clear line
+        mine = [c for c in cases if c["setup"]["device"] in _family(device)]
+        if not mine:
+            raise InputError(
+                "device",
+                device,
+                "a device with training cases: "
+                + ", ".join(sorted({c["setup"]["device"] for c in cases})),
+            )
+        cases = mine
+    if not cases:
+        raise InputError("training set", "empty", "at least one training case")
+    return cases
+
+
 def fit(cases: list[dict] | None = None, device: str | None = None, warn=None) -> Fit:
     """Fit the parameters of :func:`parameters` on ``cases`` (default: the train split).
 
     ``device``: fit that device (and its cases' stacks) only; a device with no training case is
     an :class:`InputError`. ``warn``: called with one line for each parameter that ends on a
     bound."""
-    cases = load_cases("train") if cases is None else cases
-    if device is not None:
-        load_device(device)  # an unknown device is one clear line
+    if cases is None:
+        cases = training_cases(device)
+    elif device is not None:
+        load_device(device)
         cases = [c for c in cases if c["setup"]["device"] in _family(device)]
         if not cases:
-            raise InputError(
-                "device",
-                device,
-                "a device with training cases: "
-                + ", ".join(sorted({c["setup"]["device"] for c in load_cases("train")})),
-            )
+            raise InputError("device", device, "a device with cases in the given set")
     if not cases:
         raise InputError("training set", "empty", "at least one training case")
     params = parameters(cases, device)

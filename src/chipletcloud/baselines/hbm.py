@@ -280,6 +280,7 @@ def run(
     ):
         if not isinstance(val, int) or val < lo:
             raise InputError(field, val, f"an integer >= {lo}")
+    spec.check_context(input_tokens, output_tokens, "input_tokens + output_tokens")
     if tp * pp > devices:
         raise InputError("tp", tp, f"tp x pp <= devices ({pp} x tp <= {devices})")
     if spec.num_layers % pp:

@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any
@@ -78,7 +79,10 @@ class ProcessBackend(Backend):
         self.workers = max_workers or cpu_count()
         self.threads = max(1, cpu_count() // self.workers)
         self._pool = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
         )
 
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
@@ -138,6 +142,9 @@ class DaskBackend(Backend):
                     processes=True,
                     dashboard_address=":0",  # any free port: no clash with another cluster
                     silence_logs=logging.ERROR,
+                    # workers lose this process's scheduler when it dies (even by kill -9):
+                    # they close after this long instead of waiting for it indefinitely
+                    death_timeout=DASK_DEATH_TIMEOUT_S,
                 )
             self._client = Client(self._cluster)
             self.workers = n_workers
@@ -177,6 +184,25 @@ class DaskBackend(Backend):
 
 
 _END = object()
+
+#: seconds a local Dask worker waits for its lost scheduler (this process) before it closes
+DASK_DEATH_TIMEOUT_S = 10
+
+#: seconds between a worker's checks that the process that started it is alive
+PARENT_POLL_S = 0.5
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: a daemon thread ends this worker as soon as ``parent_pid`` is no
+    longer its parent (the parent died, even by kill -9, and the worker was re-parented), so no
+    worker outlives the run that started it."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 @contextlib.contextmanager

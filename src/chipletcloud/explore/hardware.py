@@ -138,13 +138,13 @@ def evaluate_servers(cand: dict[str, np.ndarray], params: Params) -> dict[str, n
 def explore_hardware(
     space: HardwareSpace, params: Params, progress: Callable[[str], None] | None = None
 ) -> HardwareResult:
-    """Run phase 1 on ``space`` under ``params``; return the valid servers and the counters."""
+    """Run phase 1 on ``space`` under ``params``; return the valid servers and the counters.
+    ``progress`` is told each part when it is done (enumerate, evaluate, check)."""
     step = progress or (lambda _msg: None)
-    step("enumerate")
     cand = enumerate_space(space)
-    step("evaluate")
+    step("enumerate")
     cols = evaluate_servers(cand, params)
-    step("check")
+    step("evaluate")
     ok = np.ones(len(cand["die_area_mm2"]), bool)
     rejected: dict[str, int] = {}
     failures: dict[str, int] = {}
@@ -154,6 +154,7 @@ def explore_hardware(
         rejected[reason] = int((ok & ~passed).sum())
         ok &= passed
     table = {k: v[ok] for k, v in cols.items() if not k.startswith("ok_")}
+    step("check")
     return HardwareResult(
         table=table, candidates=int(ok.size), rejected=rejected, failures=failures
     )

@@ -49,14 +49,14 @@ def _chunk(
     npair = pair_b.shape[0]
     npp = pps.shape[0]
     nf = front_cost.shape[0]
-    L, heads, kv_heads, hd = s[pf.S_L], s[pf.S_H], s[pf.S_KV], s[pf.S_HD]
+    L, heads, kv_heads, kvv = s[pf.S_L], s[pf.S_H], s[pf.S_KV], s[pf.S_KVV]
     prompt, gen = s[pf.S_P], s[pf.S_G]
-    c = prompt + gen / 2.0
-    max_ctx = prompt + gen
+    c = s[pf.S_CDEC]  # mean KV tokens a decode step attends (windowed layers: their window)
+    max_ctx = s[pf.S_CMAX]  # KV tokens a sequence holds at its end
     layer_p = s[pf.S_LAYERP]
     whole = s[pf.S_WHOLE]
     seq_fl, seq_kv1, seq_act = pf.per_sequence(s)
-    pre_pairs = pf.prefill_pairs(prompt, s[pf.S_PREATT])  # a prompt's query-key pairs
+    pre_pairs = s[pf.S_PAIRS]  # a prompt's query-key pairs
     w_run = np.empty(nb)  # weight bytes of one micro-batch over the run, by micro-batch size
     for cc in range(nb):
         m = batches[cc]
@@ -114,7 +114,7 @@ def _chunk(
                 for cc in range(nb):
                     seqs = pf.sequences_per_chip(float(batches[cc]), r)
                     kv_layer = pf.kv_bytes_per_chip(
-                        1.0, seqs, max_ctx, hd, kvh, s[pf.S_KVB], s[pf.S_KVCAP]
+                        1.0, seqs, max_ctx, kvv, kvh, s[pf.S_KVB], s[pf.S_KVCAP]
                     )
                     w_chip, kv_chip = pf.stage_memory(
                         full, last, layer_p, s[pf.S_HEADP], s[pf.S_HEADMM], s[pf.S_EMBED],
@@ -128,9 +128,11 @@ def _chunk(
                 plan = pf.plan_collectives(net, float(n_srv), tp, pp)
                 for cc in range(nfit):
                     m = float(batches[cc])
-                    dec[cc] = pf.stage_s(s, chip, net, plan, mp, m, m * c, m * c, m)
+                    dec[cc] = pf.stage_s(s, chip, net, plan, mp, m, m * c, m * c, m, s[pf.S_SCD])
                     rows = m * prompt
-                    pre[cc] = pf.stage_s(s, chip, net, plan, mp, rows, m * pre_pairs, rows, m)
+                    pre[cc] = pf.stage_s(
+                        s, chip, net, plan, mp, rows, m * pre_pairs, rows, m, s[pf.S_SCP]
+                    )
                 chips = pp * tp
                 # replicated KV heads: each copy is read; split: each sequence on one chip of r
                 seq_kv = seq_kv1 * kvh_read * tp / r

@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from chipletcloud.config import HardwareSpace, Params, config_hash, versions
+from chipletcloud.config import HardwareSpace, Params, config_hash, file_mode, versions
 from chipletcloud.errors import InputError
 from chipletcloud.explore.backends import Backend, get_backend
 from chipletcloud.explore.hardware import REASONS, HardwareResult, evaluate_servers
@@ -219,6 +219,7 @@ def _now() -> str:
 
 def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, file_mode())  # the user's umask, not mkstemp's 0600
     try:
         with os.fdopen(fd, mode) as fh:
             write(fh)

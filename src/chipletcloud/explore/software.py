@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -486,7 +487,8 @@ def system_memory(card: dict, shape: LayerShape, wl: Workload) -> tuple[float, f
     (:func:`chipletcloud.perf.formulas.kv_bytes_per_chip` of the whole model)."""
     memory = card["servers"] * card["chips_per_server"] * card["sram_mb_per_chip"] * 1e6
     kv = fm.kv_bytes_per_chip(
-        shape.num_layers, card["batch"], wl.max_context, shape.head_dim, shape.kv_heads,
+        shape.num_layers, card["batch"], shape.kv_context(wl.max_context), shape.kv_values,
+        shape.kv_heads,
         wl.kv_bytes, 1.0,
     )  # fmt: skip
     return memory, float(kv)
@@ -553,16 +555,21 @@ def search(
 def cost_lower_bound(inp: SearchInputs) -> np.ndarray:
     """A lower bound on every mapping's USD per million tokens, per design (array).
 
-    Throughput: a run of ``B`` sequences makes ``B g`` tokens and does at least ``2 N`` matmul
-    FLOPs a token (``N`` = weights a decoded token multiplies, LM head included), every stage time
-    is at least its FLOPs over the peak FLOP/s of its chips, and a mapping uses at most
-    ``servers x chips_per_server`` chips, so tokens/s <= servers x chips x F / (2 N). TCO: the
+    Throughput: a run of ``B`` sequences makes ``B g`` tokens and does ``B W`` FLOPs, ``W`` a
+    sequence's matmuls and attention over the run (prefill, when counted, and decode:
+    :func:`chipletcloud.perf.fast.per_sequence`, the reference's own count); every stage time is
+    at least its FLOPs over the fastest FLOP/s of its chips (F = peak x max(1, its achievable
+    shares)), and a mapping uses at most ``servers x chips_per_server`` chips, so tokens/s <=
+    servers x chips x F x g / W. At long contexts the attention FLOPs dominate W. TCO: the
     server's TCO (:func:`chipletcloud.perf.formulas.server_tco_usd`) never falls as its wall
     power or utilisation rise, so it is at least its value at utilisation 0 and the wall power of
-    fans and host alone. The servers cancel: the bound is TCO_min / (life x chips x F / (2 N))."""
+    fans and host alone. The servers cancel: the bound is TCO_min / (life x chips x F x g / W)."""
+    from chipletcloud.perf import fast as pf
+
     pr, sysm, shape = inp.pricing, inp.system, inp.shape
-    n_tok = shape.num_layers * (shape.attn_params + shape.mlp_params_per_token)
-    n_tok += shape.head_matmul_params
+    one = np.zeros(1, np.int64)  # the scalars are the model's and workload's: any row serves
+    _, s = pf.pack(sysm.take(one), pr.take(one), shape, inp.wl, 1.0, 1, inp.latency_model)
+    seq_flops = pf.per_sequence(s)[0]
     wall = pr.overhead_w / pr.efficiency
     tco_min = fm.server_tco_usd(
         POWER_SOURCES[pr.power_source],
@@ -576,7 +583,8 @@ def cost_lower_bound(inp: SearchInputs) -> np.ndarray:
         pr.fixed_per_usd * pr.server_cost_usd,
         pr.nre_usd_per_server,
     )
-    tokens_per_s = sysm.chips_per_server * sysm.flops / (2.0 * n_tok)
+    share = np.maximum(1.0, np.maximum(sysm.flops_eff, sysm.flops_eff * sysm.attn_eff))
+    tokens_per_s = sysm.chips_per_server * sysm.flops * share * inp.wl.output_tokens / seq_flops
     return fm.usd_per_million_tokens(1.0, tco_min, pr.life_s, tokens_per_s)
 
 
@@ -706,13 +714,38 @@ class EvaluationRun:
 
 def params_for(spec: ModelSpec, params: Params) -> Params:
     """The run's parameters for one model: a model card's own weight sparsity (Hugging Face
-    compressed-tensors) applies unless the run set a sparsity of its own."""
+    compressed-tensors) applies unless the run set a sparsity of its own. A request longer than
+    the model's positions is refused (:meth:`ModelSpec.check_context`)."""
     wl = params.preset.workload
+    spec.check_context(wl.prompt_tokens, wl.output_tokens, "prompt_tokens + output_tokens")
     if spec.weight_sparsity > 0 and wl.sparsity == 0:
         return params.with_workload(
             sparsity=spec.weight_sparsity, sparse_format=spec.sparse_format or wl.sparse_format
         )
     return params
+
+
+class ContextBeyondPositions(UserWarning):
+    """A model left out of a run of several: the run's requests pass its positions."""
+
+
+def servable(specs: list[ModelSpec], params: Params) -> list[ModelSpec]:
+    """The models whose positions hold the run's requests (:meth:`ModelSpec.check_context`):
+    in a run of several, the others are left out with a :class:`ContextBeyondPositions` warning
+    naming each; a run of one model, or where no model is left, is refused in one line."""
+    wl = params.preset.workload
+    kept, refused = [], []
+    for spec in specs:
+        try:
+            spec.check_context(wl.prompt_tokens, wl.output_tokens, "prompt_tokens + output_tokens")
+            kept.append(spec)
+        except InputError as exc:
+            refused.append((spec, exc))
+    if refused and (len(specs) == 1 or not kept):
+        raise refused[0][1]
+    for spec, exc in refused:
+        warnings.warn(ContextBeyondPositions(f"{spec.name} left out: {exc}"), stacklevel=2)
+    return kept
 
 
 def evaluate_models(

@@ -17,6 +17,26 @@ from chipletcloud.models.hf_config import read_config
 from chipletcloud.models.llm import ModelSpec, PaperShape, StrictModel
 
 PAPER_MODELS = ("gpt2", "megatron", "gpt3", "gopher", "mtnlg", "bloom", "palm", "llama2-70b")
+#: the models served in 2026 (docs/models.md#model-sets): mixtures of experts with grouped or
+#: latent attention, windowed layers and a dense 405B, with Llama-2-70B linking the two sets
+MODELS_2026 = (
+    "deepseek-v3",
+    "qwen3-235b-a22b",
+    "mixtral-8x7b",
+    "mixtral-8x22b",
+    "gpt-oss-120b",
+    "llama3.1-405b",
+    "llama2-70b",
+)
+#: the model sets ``--set`` names (compare, evaluate, reproduce)
+MODEL_SETS = {"paper": PAPER_MODELS, "2026": MODELS_2026}
+
+
+def model_set(name: str) -> tuple[str, ...]:
+    """The models of set ``name`` (:data:`MODEL_SETS`); one line naming the sets otherwise."""
+    if name not in MODEL_SETS:
+        raise InputError("set", name, ", ".join(MODEL_SETS))
+    return MODEL_SETS[name]
 
 
 class Published(StrictModel):

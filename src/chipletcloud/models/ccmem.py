@@ -61,9 +61,9 @@ from importlib import resources
 from typing import Any, NamedTuple
 
 import numpy as np
-import yaml
 from numpy.typing import ArrayLike
 
+from chipletcloud.config import read_yaml
 from chipletcloud.errors import InputError
 
 MIB = 2**20
@@ -271,7 +271,7 @@ def _default_macros() -> tuple[MacroShape, ...]:
 @lru_cache(maxsize=1)
 def _default_params() -> ParamsCCMEM:
     path = resources.files("chipletcloud").joinpath(_CARD_PATH)
-    raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw: Any = read_yaml(path, "ccmem card")
     if not isinstance(raw, dict):
         raise InputError("ccmem card", str(path), "a YAML mapping name: {value, unit, source}")
     for key, entry in raw.items():

@@ -239,12 +239,45 @@ def parse_hf_config_keys(
     return parsed, origin, c.ignored()
 
 
+#: attention kinds a config may name that mean full causal attention
+_PLAIN_ATTENTION = {"full_attention", "full", "global", "causal", "multihead", "mha", "gqa"}
+
+
+def _refuse_unmodelled_attention(c: _Config) -> None:
+    """One line (exit 2) for an attention kind the model does not time, rather than a warning
+    that times it as full attention: an unknown ``attention_type``, GPT-Neo's local layers
+    (``attention_types`` / ``attention_layers``), Llama 4's chunked attention
+    (``attention_chunk_size``) and a window pattern without ``layer_types``."""
+    kind = c.get("attention_type")
+    if kind is not None and str(kind).lower() not in _PLAIN_ATTENTION:
+        raise InputError("attention_type", kind, ", ".join(sorted(_PLAIN_ATTENTION)))
+    for key in ("attention_types", "attention_layers"):
+        value = c.get(key)
+        if value is not None and "local" in json.dumps(value):
+            raise InputError(
+                key, value, "global attention only (local attention layers are not modelled)"
+            )
+    if c.get("attention_chunk_size") is not None:
+        raise InputError(
+            "attention_chunk_size",
+            c.get("attention_chunk_size"),
+            "null (chunked attention is not modelled)",
+        )
+    if c.get("sliding_window_pattern") is not None and c.get("layer_types") is None:
+        raise InputError(
+            "sliding_window_pattern",
+            c.get("sliding_window_pattern"),
+            "a config that lists its layer_types (full_attention / sliding_attention)",
+        )
+
+
 def _attention_variant(c: _Config, model_type: str) -> dict[str, Any]:
     """Latent attention (``kv_lora_rank`` and its dims), sliding windows (``sliding_window``
     with ``layer_types``; Qwen's ``use_sliding_window: false`` turns the window off), query/key
     norms (Qwen3), attention sinks and router bias (gpt-oss; DeepSeek-V3's ``noaux_tc`` router
     carries a bias an expert), multi-token prediction (``num_nextn_predict_layers``)."""
     out: dict[str, Any] = {}
+    _refuse_unmodelled_attention(c)
     if c.has("kv_lora_rank"):
         for field in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"):
             out[field] = c.int_of(field, (field,))
@@ -488,6 +521,13 @@ def _moe(c: _Config, model_type: str) -> dict[str, Any]:
         return {}
     experts = _as_int(key, experts)
     if experts <= 1:
+        _, top_k = c.first(
+            ("num_experts_per_tok", "experts_per_token", "moe_top_k", "ffn_config.moe_top_k")
+        )
+        if isinstance(top_k, int) and not isinstance(top_k, bool) and top_k > experts:
+            raise InputError(
+                key, experts, f"at least num_experts_per_tok ({top_k}) experts for an MoE model"
+            )
         return {}
     c.origin["num_experts"] = key
     out: dict[str, Any] = {"num_experts": experts}

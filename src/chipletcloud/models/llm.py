@@ -527,6 +527,19 @@ class ModelSpec(StrictModel):
         _check_positive("bytes_per_elem", bytes_per_elem)
         return float(self.num_layers * self.kv_values_per_token_layer * bytes_per_elem)
 
+    def check_context(self, prompt_tokens: int, output_tokens: int, field: str = "context") -> None:
+        """One line (exit 2) for a request longer than the model's positions
+        (``max_position_embeddings``; no limit when the card states none). A request of P prompt
+        and G generated tokens takes P + G - 1 positions: the last token is never fed back."""
+        limit = self.max_position_embeddings
+        if limit is not None and prompt_tokens + output_tokens - 1 > limit:
+            raise InputError(
+                field,
+                prompt_tokens + output_tokens,
+                f"at most {limit + 1} tokens, prompt + output (max_position_embeddings "
+                f"{limit} of {self.name}; the last generated token takes no position)",
+            )
+
     def kv_bytes(self, context_tokens: int, bytes_per_elem: float = 2.0) -> float:
         """KV-cache bytes of one sequence of ``context_tokens`` tokens: full layers hold every
         token, sliding-window layers the last ``sliding_window``."""

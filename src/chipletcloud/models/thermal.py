@@ -96,8 +96,8 @@ from importlib import resources
 from typing import Any, NamedTuple
 
 import numpy as np
-import yaml
 
+from chipletcloud.config import read_yaml
 from chipletcloud.errors import InputError
 
 _N_FAN_POINTS = 14
@@ -274,7 +274,7 @@ def _validate(p: ThermalParams) -> None:
 @lru_cache(maxsize=1)
 def _default_params() -> ThermalParams:
     path = resources.files("chipletcloud").joinpath("data/tech/thermal.yaml")
-    raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw: Any = read_yaml(path, "thermal card")
     if not isinstance(raw, dict):
         raise InputError("thermal card", str(path), "a YAML mapping name: {value, unit, source}")
     values: dict[str, float] = {}

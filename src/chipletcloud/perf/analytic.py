@@ -110,16 +110,19 @@ def mlp_read(shape: LayerShape, rows):
     )
 
 
-def phase_rows(wl: Workload, micro_batch, phase: str):
+def phase_rows(shape: LayerShape, wl: Workload, micro_batch, phase: str):
     """(matmul rows, query-key pairs, KV tokens read) of one micro-batch in ``phase``: decode is
-    one new token per sequence at the mean context; prefill is the whole prompt with the causal
-    P (P + 1) / 2 pairs (divided by P with the authors' ``prefill_attention_authors``)."""
+    one new token per sequence at the mean context (:meth:`LayerShape.decode_context`: prompt +
+    output / 2, windowed layers their window); prefill is the whole prompt with the causal
+    P (P + 1) / 2 pairs (:meth:`LayerShape.prefill_pairs`; divided by P with the authors'
+    ``prefill_attention_authors``)."""
     m = np.asarray(micro_batch, float)
     if phase == "decode":
-        return m, m * wl.mean_decode_context, m * wl.mean_decode_context
+        c = shape.decode_context(wl.prompt_tokens, wl.output_tokens)
+        return m, m * c, m * c
     if phase == "prefill":
         p = float(wl.prompt_tokens)
-        pairs = fm.prefill_pairs(p, 1.0 if wl.prefill_attention_authors else 0.0)
+        pairs = shape.prefill_pairs(p, wl.prefill_attention_authors)
         return m * p, m * pairs, m * p
     raise ValueError(phase)  # pragma: no cover - internal
 
@@ -169,9 +172,9 @@ def layer_ops(
     f = system.flops * system.flops_eff
     f_att = f * system.attn_eff
     bw = system.mem_bw * system.mem_eff
-    d, hd, q = shape.hidden, shape.head_dim, shape.q_width
+    d, q = shape.hidden, shape.q_width
     wb, kvb, ab = wl.weight_bytes, wl.kv_bytes, wl.act_bytes
-    rows, pairs, kv_tokens = phase_rows(wl, micro_batch, phase)
+    rows, pairs, kv_tokens = phase_rows(shape, wl, micro_batch, phase)
     v1 = latency_model == "v1"
     side = fm.systolic_side(system.flops, system.clock_hz)
     zero = 0.0 * rows * tp * f
@@ -187,19 +190,19 @@ def layer_ops(
             return zero, zero, zero
         return nbytes / bw, zero, nbytes / bw
 
-    qkv_p = (shape.attn_params - q * d) / tp  # d (q + 2 kv): K, V at d wide in a paper shape
-    o_p = q * d / tp
+    qkv_p = shape.qkv_params / tp  # d (q + 2 kv): K, V at d wide in a paper shape
+    o_p = shape.o_params / tp
     mlp_tok = shape.mlp_params_per_token / tp
     mlp_rd = mlp_read(shape, rows) / tp
     s_in = shape.mlp_in_share
     r = fm.kv_split_chips(shape.heads, shape.kv_heads, tp, np.asarray(kv_split, float))
     seq_share = fm.sequences_per_chip(np.asarray(micro_batch, float), r) / micro_batch
     local_heads = shape.heads / tp * r  # query heads a chip attends for, its sequences only
-    att_flops = 4.0 * hd * local_heads * pairs * seq_share
+    att_flops = 2.0 * shape.score_dim(phase) * local_heads * pairs * seq_share
     per_q = 1.0 if wl.kv_reads_per_query_head else 0.0
     whole = 1.0 if wl.whole_heads else 0.0
     kvh = fm.kv_read_heads_per_chip(shape.heads, shape.kv_heads, tp, per_q, whole, r)
-    att_bytes = 2.0 * kv_tokens * seq_share * hd * kvh * kvb
+    att_bytes = kv_tokens * seq_share * shape.kv_values * kvh * kvb
     parts = {
         "qkv": mm(2 * rows * qkv_p, qkv_p * wb, qkv_p / d),
         "attention": (zero, zero, zero)
@@ -332,8 +335,8 @@ def memory_per_chip(
     kv_layer = fm.kv_bytes_per_chip(
         1.0,
         fm.sequences_per_chip(np.asarray(batch, float), r),
-        wl.max_context,
-        shape.head_dim,
+        shape.kv_context(wl.max_context),
+        shape.kv_values,
         fm.chip_kv_heads(shape.heads, shape.kv_heads, tp, 1.0 if wl.whole_heads else 0.0),
         wl.kv_bytes,
         1.0 if wl.kv_in_capacity else 0.0,
@@ -423,18 +426,18 @@ def simulate(
     chips = pp * tp_safe
 
     # FLOPs and bytes of one decode step of the whole batch, and of the prefill of the batch
-    c = wl.mean_decode_context
     p = float(wl.prompt_tokens)
+    c = shape.decode_context(p, wl.output_tokens)
     L = shape.num_layers
     mat_tok = L * (shape.attn_params + shape.mlp_params_per_token) + shape.head_matmul_params
     att_pairs_dec = batch * c
-    att_pairs_pre = batch * fm.prefill_pairs(p, 1.0 if wl.prefill_attention_authors else 0.0)
-    att = 0.0 if latency_model == "v1" else 4.0 * L * shape.q_width  # v1 times no attention
-    flops_dec = 2.0 * batch * mat_tok + att * att_pairs_dec
+    att_pairs_pre = batch * shape.prefill_pairs(p, wl.prefill_attention_authors)
+    att = 0.0 if latency_model == "v1" else 2.0 * L * shape.heads  # v1 times no attention
+    flops_dec = 2.0 * batch * mat_tok + att * shape.score_dim("decode") * att_pairs_dec
     flops_pre = (
         2.0 * batch * p * (mat_tok - shape.head_matmul_params)
         + 2.0 * batch * shape.head_matmul_params
-        + att * att_pairs_pre
+        + att * shape.score_dim("prefill") * att_pairs_pre
     )
 
     def weights_read(rows):  # weights one micro-batch pass of ``rows`` tokens reads
@@ -451,7 +454,7 @@ def simulate(
     kv_heads_read = fm.kv_read_heads_per_chip(shape.heads, shape.kv_heads, tp_safe, per_q, whole, r)
     kv_heads_read = kv_heads_read * tp_safe / r
     kv_share = fm.kv_energy_share(m, 1.0 if wl.kv_read_energy_per_micro_batch else 0.0)
-    kv_head_bytes = L * 2.0 * shape.head_dim * wl.kv_bytes * kv_heads_read * kv_share
+    kv_head_bytes = L * shape.kv_values * wl.kv_bytes * kv_heads_read * kv_share
     kv_read_dec = batch * c * kv_head_bytes
     kv_read_pre = batch * p * kv_head_bytes
     act_per_tok = (

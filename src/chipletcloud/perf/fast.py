@@ -260,6 +260,13 @@ SCALARS = (
     "layer_params",
     "b_energy_per_w",
     "nre_usd_per_server",
+    "o_params",
+    "kv_values",
+    "score_decode",
+    "score_prefill",
+    "context_decode",
+    "context_max",
+    "pairs_prefill",
 )
 (
     S_L,
@@ -307,6 +314,13 @@ SCALARS = (
     S_LAYERP,
     S_BE,
     S_NRE,
+    S_OP,
+    S_KVV,
+    S_SCD,
+    S_SCP,
+    S_CDEC,
+    S_CMAX,
+    S_PAIRS,
 ) = range(len(SCALARS))
 
 
@@ -365,6 +379,13 @@ def pack(system, pricing, shape, wl, nmin, max_servers, latency_model="isca24"):
             shape.layer_params,
             pricing.b_energy_per_w,
             pricing.nre_usd_per_server,
+            shape.o_params,
+            shape.kv_values,
+            shape.score_dim("decode"),
+            shape.score_dim("prefill"),
+            shape.decode_context(wl.prompt_tokens, wl.output_tokens),
+            shape.kv_context(wl.max_context),
+            shape.prefill_pairs(wl.prompt_tokens, wl.prefill_attention_authors),
         ],
         dtype=float,
     )
@@ -382,9 +403,10 @@ def plan_collectives(net, n_srv, tp, pp):
 
 
 @njit(**JIT)
-def stage_s(s, chip, net, plan, mp, rows, pairs, kv_tokens, m):
+def stage_s(s, chip, net, plan, mp, rows, pairs, kv_tokens, m, score):
     """Seconds of one micro-batch of ``m`` sequences (``rows`` matmul rows, ``pairs`` query-key
-    pairs, ``kv_tokens`` KV tokens read) through the slowest stage
+    pairs of ``score`` FLOPs / 2 a query head, ``kv_tokens`` KV tokens read) through the slowest
+    stage
     (:func:`chipletcloud.perf.analytic.stage_ops`). ``chip`` = (achievable FLOP/s, achievable
     memory bandwidth, systolic side, fixed time per kernel, attention's share of the FLOP/s);
     ``net`` = the interconnect columns
@@ -402,8 +424,8 @@ def stage_s(s, chip, net, plan, mp, rows, pairs, kv_tokens, m):
     v1 = s[S_LAT] == V1
     d, hd, heads, ab, wb = s[S_D], s[S_HD], s[S_H], s[S_AB], s[S_WB]
     q = heads * hd
-    qkv_p = (s[S_ATTN] - q * d) / tp
-    o_p = q * d / tp
+    qkv_p = (s[S_ATTN] - s[S_OP]) / tp
+    o_p = s[S_OP] / tp
     mlp_t = s[S_MLPT] / tp
     mlp_r = mlp_params_read(s[S_MLPT], s[S_SHARE], s[S_EP], s[S_E], s[S_K], rows) / tp
     s_in = s[S_SIN]
@@ -415,8 +437,8 @@ def stage_s(s, chip, net, plan, mp, rows, pairs, kv_tokens, m):
     util = systolic_utilisation(rows, d, side)
     t += matmul_s(2 * rows * mlp_t * (1 - s_in), mlp_r * (1 - s_in) * wb, f, bw, util, v1)
     if not v1:
-        att_c = 4.0 * hd * (heads / tp * r) * pairs * seq_share / (f * aeff)
-        t += max(att_c, 2.0 * kv_tokens * seq_share * hd * kvh * s[S_KVB] / bw)
+        att_c = 2.0 * score * (heads / tp * r) * pairs * seq_share / (f * aeff)
+        t += max(att_c, kv_tokens * seq_share * s[S_KVV] * kvh * s[S_KVB] / bw)
         t += 2.0 * pairs * seq_share * (heads / tp * r) * ab / bw  # softmax
         a2a = kv_all_to_all_s(
             rows * q / tp * ab, r, tp, pp, cps, cbw, sbw, nics, hop, net_hop, sync, topo, dims, pkt
@@ -447,18 +469,14 @@ def per_sequence(s):
     chips gives its KV reads): the batch- and micro-batch-free parts of the energy and
     utilisation of :func:`chipletcloud.perf.analytic.simulate`."""
     L, q, prompt, gen = s[S_L], s[S_H] * s[S_HD], s[S_P], s[S_G]
-    c = prompt + gen / 2.0
+    c = s[S_CDEC]
     head_mm = s[S_HEADMM]
     mat_tok = L * (s[S_ATTN] + s[S_MLPT]) + head_mm
-    att = 0.0 if s[S_LAT] == V1 else 4.0 * L * q  # v1 times no attention, so counts no FLOPs
-    fl_dec = 2.0 * mat_tok + att * c
-    fl_pre = (
-        2.0 * prompt * (mat_tok - head_mm)
-        + 2.0 * head_mm
-        + att * prefill_pairs(prompt, s[S_PREATT])
-    )
+    att = 0.0 if s[S_LAT] == V1 else 2.0 * L * s[S_H]  # v1 times no attention: no FLOPs
+    fl_dec = 2.0 * mat_tok + att * s[S_SCD] * c
+    fl_pre = 2.0 * prompt * (mat_tok - head_mm) + 2.0 * head_mm + att * s[S_SCP] * s[S_PAIRS]
     cp = s[S_CP]
-    kv = (cp * prompt + (gen - cp) * c) * L * 2.0 * s[S_HD] * s[S_KVB]
+    kv = (cp * prompt + (gen - cp) * c) * L * s[S_KVV] * s[S_KVB]
     act = (cp * prompt + gen - cp) * L * (2 * s[S_D] + q + s[S_MLPT] / s[S_D]) * s[S_AB]
     return cp * fl_pre + (gen - cp) * fl_dec, kv, act
 

@@ -151,6 +151,39 @@ def prefill_pairs(prompt, authors):
     return select(authors == 1.0, causal / prompt, causal)
 
 
+def windowed_context(context, window, window_share):
+    """KV tokens the average layer holds or reads at ``context``: full-attention layers all of
+    them, the ``window_share`` of layers with a sliding window of ``window`` keys (Mistral,
+    arXiv 2310.06825; gpt-oss alternates the two) the last ``window`` only."""
+    return (1.0 - window_share) * context + window_share * np.minimum(context, window)
+
+
+def windowed_mean_decode_context(prompt, gen, window, window_share):
+    """Mean KV tokens a decode step of the average layer attends over a request: the context
+    runs from ``prompt`` to ``prompt + gen`` (mean ``prompt + gen / 2``, the full layers); a
+    windowed layer attends min(context, W), whose mean over that range is
+    ((W'^2 - P^2) / 2 + W' (P + G - W')) / G with W' = min(W, P + G), or W once P >= W."""
+    prompt = np.asarray(prompt, float)
+    gen = np.asarray(gen, float)
+    full = prompt + gen / 2.0
+    w = np.minimum(window, prompt + gen)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ramp = ((w * w - prompt * prompt) / 2.0 + w * (prompt + gen - w)) / gen
+    win = np.where(prompt >= w, np.minimum(window, prompt), np.where(gen > 0, ramp, prompt))
+    return (1.0 - window_share) * full + window_share * win
+
+
+def windowed_prefill_pairs(prompt, authors, window, window_share):
+    """Query-key pairs of one sequence's prefill, per head, in the average layer: causal
+    :func:`prefill_pairs` in full layers; with a window of W keys, query t attends min(t, W):
+    W' (W' + 1) / 2 + (P - W') W' with W' = min(W, P). ``authors`` divides by P as there."""
+    prompt = np.asarray(prompt, float)
+    w = np.minimum(window, prompt)
+    win = w * (w + 1.0) / 2.0 + (prompt - w) * w
+    pairs = (1.0 - window_share) * prompt * (prompt + 1.0) / 2.0 + window_share * win
+    return select(authors == 1.0, pairs / prompt, pairs)
+
+
 def kv_energy_share(micro_batch, per_micro_batch):
     """Share of the KV read traffic that energy is charged for: all of it, or with
     ``per_micro_batch`` (1 or 0; the authors' defect) one sequence per micro-batch,
@@ -205,11 +238,13 @@ def stage_memory(
     return w, kv
 
 
-def kv_bytes_per_chip(layers, batch, context, head_dim, kv_heads_chip, kv_bytes, in_capacity):
-    """KV-cache bytes one chip holds: keys and values of ``kv_heads_chip`` heads for ``layers``
-    layers, ``batch`` sequences of ``context`` tokens each. ``in_capacity`` (1 or 0) says whether
-    the KV must fit memory at all."""
-    return in_capacity * layers * batch * context * 2.0 * head_dim * kv_heads_chip * kv_bytes
+def kv_bytes_per_chip(layers, batch, context, kv_values, kv_heads_chip, kv_bytes, in_capacity):
+    """KV-cache bytes one chip holds: ``kv_values`` per token per KV head (K and V: 2 x head
+    dim; latent attention: the latent and rope key of its one shared "head") of
+    ``kv_heads_chip`` heads for ``layers`` layers, ``batch`` sequences of ``context`` tokens each
+    (windowed layers: :func:`windowed_context`). ``in_capacity`` (1 or 0) says whether the KV
+    must fit memory at all."""
+    return in_capacity * layers * batch * context * kv_values * kv_heads_chip * kv_bytes
 
 
 # --------------------------------------------------------------------------------- links

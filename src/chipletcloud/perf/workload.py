@@ -9,7 +9,6 @@ memory tier is a parameter: SRAM for Chiplet Cloud, HBM for GPUs/TPUs.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from types import MappingProxyType
@@ -17,8 +16,8 @@ from types import MappingProxyType
 import numpy as np
 
 from chipletcloud.config import load_card
-from chipletcloud.errors import InputError
 from chipletcloud.models.llm import ModelSpec
+from chipletcloud.perf import formulas as fm
 from chipletcloud.perf.codes import OP_GROUPS
 
 
@@ -28,16 +27,6 @@ def default_layer_kernels() -> MappingProxyType:
     layer_kernels.yaml``): each pays the device's fixed time per kernel launch."""
     card = load_card("workload", "layer_kernels")
     return MappingProxyType({k: float(q.value) for k, q in card.items()})
-
-
-class ApproximatedWindows(UserWarning):
-    """A model with sliding-window layers, timed at the full context."""
-
-    def __init__(self, model: str, layers: int):
-        super().__init__(
-            f"{model}: {layers} sliding-window layers timed and sized at the full context "
-            "(an upper bound on their KV cache and attention)"
-        )
 
 
 @dataclass(frozen=True)
@@ -74,6 +63,18 @@ class LayerShape:
     mlp_in_share: float = 0.5
     layer_other_params: float = 0.0
     embed_params: float = 0.0
+    #: values one token leaves per KV head per layer (None: K and V, 2 x head_dim; latent
+    #: attention: its one shared latent plus the rope key, kv_lora_rank + qk_rope_head_dim)
+    kv_values_per_head: float | None = None
+    #: query-key pair FLOPs / 2 per query head in decode and in prefill (None: 2 x head_dim,
+    #: Q.K and A.V; latent attention: absorbed in decode, expanded per head in prefill)
+    score_dim_decode: float | None = None
+    score_dim_prefill: float | None = None
+    #: output projection weights (None: q_width x hidden; latent attention: heads x v x hidden)
+    out_params: float | None = None
+    #: sliding-window layers: their share of the layers and their window in tokens
+    window_share: float = 0.0
+    window_tokens: float = float("inf")
 
     @property
     def q_width(self) -> int:
@@ -82,6 +83,43 @@ class LayerShape:
     @property
     def kv_width(self) -> int:
         return self.kv_heads * self.head_dim
+
+    @property
+    def kv_values(self) -> float:
+        """Values one token leaves per KV head per layer (:attr:`kv_values_per_head`)."""
+        v = self.kv_values_per_head
+        return 2.0 * self.head_dim if v is None else v
+
+    def score_dim(self, phase: str) -> float:
+        """FLOPs / 2 of one query-key pair per query head in ``phase`` (``decode`` or
+        ``prefill``): Q.K plus A.V, 2 x head_dim unless the card says otherwise."""
+        v = self.score_dim_decode if phase == "decode" else self.score_dim_prefill
+        return 2.0 * self.head_dim if v is None else v
+
+    @property
+    def o_params(self) -> float:
+        """Output projection weights (:attr:`out_params`, else q_width x hidden)."""
+        return self.q_width * self.hidden if self.out_params is None else self.out_params
+
+    @property
+    def qkv_params(self) -> float:
+        """The QKV projection's weights (all attention matmuls but the output projection)."""
+        return self.attn_params - self.o_params
+
+    def kv_context(self, context):
+        """KV tokens the average layer holds at ``context`` (windowed layers: their window)."""
+        return fm.windowed_context(context, self.window_tokens, self.window_share)
+
+    def decode_context(self, prompt, gen):
+        """Mean KV tokens a decode step of the average layer attends over a request of
+        ``prompt`` + ``gen`` tokens (:func:`~chipletcloud.perf.formulas.
+        windowed_mean_decode_context`)."""
+        return fm.windowed_mean_decode_context(prompt, gen, self.window_tokens, self.window_share)
+
+    def prefill_pairs(self, prompt, authors: bool = False):
+        """Query-key pairs per head of one prompt's prefill in the average layer."""
+        a = 1.0 if authors else 0.0
+        return fm.windowed_prefill_pairs(prompt, a, self.window_tokens, self.window_share)
 
     @property
     def layer_params(self) -> float:
@@ -133,21 +171,27 @@ class LayerShape:
         Otherwise every parameter of the card is placed: matmuls, the per-layer rest
         (``layer_other_params``) and, with embeddings, the embedding and LM-head matrices.
 
-        Not timed yet (docs/models.md#attention-variants): latent attention is refused in one
-        line; sliding-window layers are timed and sized at the full context (an upper bound on
-        their KV and attention), with a :class:`ApproximatedWindows` warning."""
-        if spec.is_mla:
-            raise InputError(
-                "model",
-                spec.name,
-                "a model without latent attention: MLA (kv_lora_rank) is counted by `models "
-                "show` but not yet timed by the serving model",
-            )
-        if spec.sliding_layers:
-            warnings.warn(ApproximatedWindows(spec.name, spec.sliding_layers), stacklevel=2)
+        Attention variants (docs/models.md#attention-variants): latent attention keeps one
+        shared latent "KV head" of ``kv_lora_rank + qk_rope_head_dim`` values a token, attended
+        absorbed in decode (Q.K over latent + rope, A.V over the latent: DeepSeek-V2, arXiv
+        2405.04434, appendix C) and expanded per head in prefill (nope + rope, then v);
+        sliding-window layers hold and attend their last ``sliding_window`` tokens."""
         d = spec.hidden_size
         kv_proj = d if paper else spec.kv_width
         attn = d * spec.q_width + 2 * d * kv_proj + spec.q_width * d
+        mla: dict = {}
+        if spec.is_mla:
+            mm = spec.layer_matmuls()
+            attn_names = {"q", "q_a", "q_b", "kv_a", "kv_b", "o"}
+            attn = sum(i * o for n, i, o in mm if n in attn_names)
+            latent, rope = spec.kv_lora_rank, spec.qk_rope_head_dim
+            mla = dict(
+                kv_heads=1,
+                kv_values_per_head=float(latent + rope),
+                score_dim_decode=float(latent + rope + latent),
+                score_dim_prefill=float(spec.qk_nope_head_dim + rope + spec.v_head_dim),
+                out_params=float(spec.num_attention_heads * spec.v_head_dim * d),
+            )
         n_mlp = 3 if spec.gated_mlp else 2
         dense_mlp = n_mlp * d * spec.intermediate_size
         share = spec.num_moe_layers / spec.num_layers
@@ -174,8 +218,8 @@ class LayerShape:
             num_layers=spec.num_layers,
             hidden=d,
             heads=spec.num_attention_heads,
-            kv_heads=spec.num_key_value_heads,
-            head_dim=spec.head_dim,
+            kv_heads=mla.pop("kv_heads", spec.num_key_value_heads),
+            head_dim=spec.q_width // spec.num_attention_heads,
             attn_params=float(attn),
             mlp_params_stored=float(stored),
             mlp_params_per_token=float(per_tok),
@@ -188,6 +232,9 @@ class LayerShape:
             mlp_in_share=(n_mlp - 1) / n_mlp,
             layer_other_params=float(other),
             embed_params=embed,
+            window_share=spec.sliding_layers / spec.num_layers,
+            window_tokens=float(spec.sliding_window or np.inf),
+            **mla,
         )
 
 

@@ -534,6 +534,103 @@ def serving_fronts_figure(summary: dict, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "serving_fronts")
 
 
+def _system_legend(fig: Figure, axes) -> None:
+    """One legend for the figure: the systems drawn on any of ``axes``, first seen first."""
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(lab, h)
+    fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncols=len(seen))
+
+
+def model_sets_figure(summary: dict, out_dir: Path) -> list[Path]:
+    """USD per 1M tokens (log) of each model of the other model sets (one panel a set): Chiplet
+    Cloud's TCO-optimal design and the cheapest fabricated and rented GPU/TPU, side by side."""
+    d = plotdata.model_sets_data(summary, out_dir)
+    if d is None:
+        return []
+    widths = [max(len(p.models), 1) for p in d.panels]
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(1.0 * sum(widths) + 2.5, 4.6), layout="constrained")
+        axes = fig.subplots(1, len(d.panels), squeeze=False, width_ratios=widths)[0]
+        for ax, panel in zip(axes, d.panels, strict=True):
+            x = np.arange(len(panel.models))
+            for k, sr in enumerate(panel.series):
+                y = np.asarray(sr.usd, dtype=float)
+                ax.plot(
+                    x + (k - 1) * 0.22,
+                    y,
+                    "o" if not sr.dashed else ("s" if sr.key == "fabricated" else "D"),
+                    ms=8,
+                    color=sr.colour,
+                    mfc=sr.colour if sr.key != "rented" else "none",
+                    mew=1.6,
+                    ls="",
+                    label=sr.label,
+                )
+            ax.set_xticks(x)
+            ax.set_xticklabels(panel.models, rotation=30, ha="right")
+            ax.set_xlim(-0.6, len(panel.models) - 0.4)
+            ax.set_yscale("log")
+            _log_ticks(ax.yaxis)
+            if len(d.panels) > 1:  # one set: the figure's title names it
+                ax.set_title(panel.title)
+            for m in panel.missing:  # no Chiplet Cloud design: said at the bottom of the panel
+                ax.annotate(
+                    "no design",
+                    (panel.models.index(m) - 0.22, 0.02),
+                    xycoords=("data", "axes fraction"),
+                    ha="center",
+                    fontsize=8,
+                    color="0.3",
+                )
+        axes[0].set_ylabel(d.y_label)
+        _system_legend(fig, axes)
+        fig.suptitle(d.title)
+    return _save(fig, out_dir, "model_sets")
+
+
+def context_figure(summary: dict, out_dir: Path) -> list[Path]:
+    """USD per 1M tokens (log) against the context (log, ticks at the study's contexts), a panel
+    per model: Chiplet Cloud's TCO-optimal design (solid; skipped where no design fits) and the
+    cheapest fabricated and rented device (dashed); one legend."""
+    d = plotdata.context_data(summary, out_dir)
+    if d is None:
+        return []
+    n = len(d.panels)
+    ncols = min(n, 3)
+    nrows = -(-n // ncols)
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(4.0 * ncols + 0.6, 3.4 * nrows + 1.0), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        for ax, panel in zip(axes, d.panels, strict=False):
+            for sr in panel.series:
+                ax.plot(
+                    sr.x,
+                    sr.usd,
+                    "--s" if sr.dashed else "-o",
+                    ms=4,
+                    lw=1.6,
+                    color=sr.colour,
+                    label=sr.label,
+                )
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xticks(d.x_ticks)
+            ax.set_xticklabels(d.x_tick_labels)
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.minorticks_off()
+            _log_ticks(ax.yaxis)
+            ax.set_title(panel.title, fontsize=10)
+            ax.set_xlabel(d.x_label)
+        for ax in axes[n:]:
+            ax.set_visible(False)
+        _system_legend(fig, axes[:n])
+        fig.supylabel(d.y_label)
+        fig.suptitle(d.title)
+    return _save(fig, out_dir, "context")
+
+
 FIGURES: dict[str, Callable[[dict, Path], list[Path]]] = {
     "pareto": pareto_figure,
     "die_size": die_size_figure,
@@ -546,6 +643,8 @@ FIGURES: dict[str, Callable[[dict, Path], list[Path]]] = {
     "hop_latency": hop_latency_figure,
     "attribution": attribution_figure,
     "serving_fronts": serving_fronts_figure,
+    "model_sets": model_sets_figure,
+    "context": context_figure,
 }
 
 

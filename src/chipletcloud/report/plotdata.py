@@ -197,7 +197,8 @@ def pareto_data(
     """The Pareto plot as :class:`ParetoData`: every model's front (at most ``max_front_points``
     points each), its TCO- and latency-optimal designs, and the baselines; None when there is
     none of these."""
-    fr = fronts(summary, out_dir)
+    others = set_only_models(summary)  # drawn in their set's section
+    fr = {m: t for m, t in fronts(summary, out_dir).items() if m not in others}
     optimal = section(summary, "optimal") or {}
     colours = model_colours(summary, out_dir)
     base = _baselines(summary, colours)
@@ -1068,6 +1069,209 @@ def serving_fronts_data(summary: dict, out_dir: Path) -> ServingFrontsData | Non
     )
 
 
+# --------------------------------------------------------------------------- model sets, context
+
+#: The three systems of the model-set and context figures: key, label, colour, dashed.
+SYSTEMS = (
+    ("cc", "Chiplet Cloud", "#4e79a7", False),
+    ("fabricated", "cheapest fabricated device", "#e15759", True),
+    ("rented", "cheapest rented device", "#f28e2b", True),
+)
+SYSTEM_USD_AXIS = "USD per 1M tokens"
+
+
+def fmt_context(tokens: Any) -> str:
+    """A context length in tokens: ``2k`` for 2,048 (whole multiples of 1,024), thousands
+    separated otherwise (``1,000``); an em dash for none."""
+    v = num(tokens)
+    if math.isnan(v):
+        return "—"
+    if v >= 1024 and v % 1024 == 0:
+        return f"{v / 1024:.0f}k"
+    return f"{v:,.0f}"
+
+
+def cheapest_baseline(baselines: Any, kind: str) -> dict | None:
+    """The cheapest baseline of ``kind`` (rented or fabricated) with a positive cost among a
+    comparison's baselines (``compare.models.<model>.baselines``), None for none."""
+    rows = [b for b in (baselines or {}).values() if isinstance(b, dict) and b.get("kind") == kind]
+    rows = [b for b in rows if num(b.get("usd_per_million_tokens")) > 0]
+    return min(rows, key=lambda b: num(b.get("usd_per_million_tokens"))) if rows else None
+
+
+def model_sets(summary: dict) -> dict[str, dict]:
+    """The run's model sets beyond the paper's (``summary["model_sets"]``) that name models."""
+    sets = section(summary, "model_sets") or {}
+    return {str(k): v for k, v in sets.items() if isinstance(v, dict) and (v.get("models") or [])}
+
+
+def set_only_models(summary: dict) -> set[str]:
+    """The models of the other model sets that are not the paper set's (no ``optimal`` entry or
+    comparison of their own): the Pareto plot leaves their fronts to their set's section."""
+    paper = set(section(summary, "optimal") or {})
+    paper |= set(section(summary, "compare", "models") or {})
+    return {m for s in model_sets(summary).values() for m in s.get("models") or []} - paper
+
+
+@dataclass(frozen=True)
+class SystemSeries:
+    """One system's cost (USD per 1M tokens, NaN where it has none) at each x of a panel, and the
+    device behind each point ("" for Chiplet Cloud or none)."""
+
+    key: str
+    label: str
+    colour: str
+    dashed: bool
+    x: list[Any]
+    usd: list[float]
+    devices: list[str]
+
+
+@dataclass(frozen=True)
+class ModelSetPanel:
+    """A model set: its models, a series per system and the models no design fits."""
+
+    name: str
+    title: str
+    models: list[str]
+    series: list[SystemSeries]
+    missing: list[str]
+
+
+@dataclass(frozen=True)
+class ModelSetsData:
+    """Per model set beyond the paper's, each model's Chiplet Cloud cost at its TCO-optimal
+    design and the cheapest fabricated and rented GPU/TPU of the comparison (log y)."""
+
+    panels: list[ModelSetPanel]
+    title: str
+    interactive_title: str
+    y_label: str = SYSTEM_USD_AXIS
+
+
+def model_sets_data(summary: dict, out_dir: Path) -> ModelSetsData | None:
+    """The other model sets' costs as :class:`ModelSetsData`; None without such a set."""
+    panels = []
+    for name, s in model_sets(summary).items():
+        models = [str(m) for m in s.get("models") or []]
+        per_model = section(s, "compare", "models") or {}
+        series = []
+        for key, label, colour, dashed in SYSTEMS:
+            usd, devices = [], []
+            for m in models:
+                entry = per_model.get(m) if isinstance(per_model.get(m), dict) else {}
+                if key == "cc":
+                    cost = num(entry.get("chiplet_cloud_usd_per_million_tokens"))
+                    card = section(s, "optimal", m, "tco_optimal")
+                    if math.isnan(cost) and isinstance(card, dict):
+                        cost = num(card.get("usd_per_million_tokens"))
+                    usd.append(cost)
+                    devices.append("")
+                else:
+                    b = cheapest_baseline(entry.get("baselines"), key) or {}
+                    usd.append(num(b.get("usd_per_million_tokens")))
+                    devices.append(str(b.get("device") or ""))
+            series.append(SystemSeries(key, label, colour, dashed, models, usd, devices))
+        missing = [m for m, v in zip(models, series[0].usd, strict=True) if not v > 0]
+        panels.append(ModelSetPanel(name, f"{name} models", models, series, missing))
+    if not panels:
+        return None
+    names = ", ".join(p.name for p in panels)
+    return ModelSetsData(
+        panels=panels,
+        title=f"{names} models: cost per token, Chiplet Cloud vs the cheapest GPU/TPU",
+        interactive_title=(
+            f"{names} models: USD per 1M tokens at Chiplet Cloud's TCO-optimal design and the "
+            "cheapest fabricated and rented device"
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ContextPanel:
+    """A model of the context-length study: a series per system against the context (tokens),
+    the contexts no Chiplet Cloud design fits (skipped on its line, named in the title)."""
+
+    model: str
+    title: str
+    series: list[SystemSeries]
+    no_fit: list[int]
+
+
+@dataclass(frozen=True)
+class ContextData:
+    """The context-length study: one panel per model, USD per 1M tokens (log) against the
+    context (log, ticks at the study's contexts)."""
+
+    panels: list[ContextPanel]
+    x_ticks: list[int]
+    x_tick_labels: list[str]
+    title: str
+    interactive_title: str
+    x_label: str = "context (tokens: prompt + output)"
+    y_label: str = SYSTEM_USD_AXIS
+
+
+def context_data(summary: dict, out_dir: Path) -> ContextData | None:
+    """The context-length study as :class:`ContextData`: per model its rows by context, Chiplet
+    Cloud where a design fits (``cc_usd_per_million_tokens`` not None), the cheapest fabricated
+    and rented device where one serves; None without rows."""
+    study = section(summary, "studies", "context")
+    rows = [r for r in dict_rows((study or {}).get("rows")) if num(r.get("context")) > 0]
+    if not rows:
+        return None
+    groups = rows_by(rows, "model")
+    models = [m for m in study.get("models") or [] if m in groups]
+    models += [m for m in groups if m not in models]
+    panels = []
+    for model in models:
+        rs = _sorted_by(groups[model], "context")
+        series = []
+        for key, label, colour, dashed in SYSTEMS:
+            pts = []
+            for r in rs:
+                if key == "cc":
+                    pts.append((r["context"], num(r.get("cc_usd_per_million_tokens")), ""))
+                else:
+                    b = r.get(f"cheapest_{key}")
+                    b = b if isinstance(b, dict) else {}
+                    cost = num(b.get("usd_per_million_tokens"))
+                    pts.append((r["context"], cost, str(b.get("device") or "")))
+            pts = [p for p in pts if p[1] > 0]
+            if pts:
+                series.append(
+                    SystemSeries(
+                        key,
+                        label,
+                        colour,
+                        dashed,
+                        [int(num(x)) for x, _, _ in pts],
+                        [y for _, y, _ in pts],
+                        [d for _, _, d in pts],
+                    )
+                )
+        no_fit = [
+            int(num(r["context"])) for r in rs if not num(r.get("cc_usd_per_million_tokens")) > 0
+        ]
+        title = str(model)
+        if no_fit:
+            title += f" (no Chiplet Cloud design at {', '.join(fmt_context(c) for c in no_fit)})"
+        panels.append(ContextPanel(str(model), title, series, no_fit))
+    ticks = sorted({int(num(r["context"])) for r in rows})
+    out = int(num((study or {}).get("output_tokens")))
+    per = f", {out} output tokens a request" if out > 0 else ""
+    return ContextData(
+        panels=panels,
+        x_ticks=ticks,
+        x_tick_labels=[fmt_context(c) for c in ticks],
+        title=f"Cost per token against context length{per}",
+        interactive_title=(
+            f"Context length: USD per 1M tokens of Chiplet Cloud's TCO-optimal design and the "
+            f"cheapest fabricated and rented device{per}"
+        ),
+    )
+
+
 PLOT_DATA: dict[str, Callable[[dict, Path], Any]] = {
     "pareto": pareto_data,
     "die_size": die_size_data,
@@ -1080,4 +1284,6 @@ PLOT_DATA: dict[str, Callable[[dict, Path], Any]] = {
     "hop_latency": hop_latency_data,
     "attribution": attribution_data,
     "serving_fronts": serving_fronts_data,
+    "model_sets": model_sets_data,
+    "context": context_data,
 }

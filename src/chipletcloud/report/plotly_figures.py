@@ -638,6 +638,90 @@ def serving_fronts_plot(summary: dict, out_dir: Path) -> go.Figure | None:
     return _layout(fig, d.interactive_title)
 
 
+SYSTEM_SYMBOLS = {"cc": "circle", "fabricated": "square", "rented": "diamond-open"}
+
+
+def _system_hover(label: str, x_name: str) -> str:
+    """The hover of a system's point: its label, x, USD per 1M tokens and the device behind it
+    (``customdata``: the device, "" for Chiplet Cloud)."""
+    return (
+        f"<b>{label}</b> %{{customdata}}<br>{x_name}<br>$%{{y:.4~g}} per 1M tokens<extra></extra>"
+    )
+
+
+def model_sets_plot(summary: dict, out_dir: Path) -> go.Figure | None:
+    """USD per 1M tokens (log) of each model of the other model sets, a subplot per set:
+    Chiplet Cloud's TCO-optimal design and the cheapest fabricated and rented GPU/TPU."""
+    d = plotdata.model_sets_data(summary, out_dir)
+    if d is None:
+        return None
+    fig = make_subplots(rows=1, cols=len(d.panels), subplot_titles=[p.title for p in d.panels])
+    for col, panel in enumerate(d.panels, start=1):
+        for sr in panel.series:
+            marker = {"symbol": SYSTEM_SYMBOLS[sr.key], "size": 11, "color": sr.colour}
+            fig.add_scatter(
+                x=sr.x,
+                y=[v if v > 0 else None for v in sr.usd],
+                mode="markers",
+                name=sr.label,
+                legendgroup=sr.key,
+                showlegend=col == 1,
+                marker={**marker, "line": {"width": 2, "color": sr.colour}},
+                customdata=sr.devices,
+                hovertemplate=_system_hover(sr.label, "%{x}"),
+                row=1,
+                col=col,
+            )
+        fig.update_xaxes(type="category", row=1, col=col)
+    fig.update_yaxes(type="log")
+    fig.update_yaxes(title=d.y_label, row=1, col=1)
+    return _layout(fig, d.interactive_title, scattermode="group")
+
+
+def context_plot(summary: dict, out_dir: Path) -> go.Figure | None:
+    """USD per 1M tokens (log) against the context (log), a subplot per model: Chiplet Cloud's
+    TCO-optimal design (solid; skipped where no design fits, said in the subplot's title) and the
+    cheapest fabricated and rented device (dashed; the device on hover)."""
+    d = plotdata.context_data(summary, out_dir)
+    if d is None:
+        return None
+    fig = make_subplots(
+        rows=1,
+        cols=len(d.panels),
+        subplot_titles=[p.title for p in d.panels],
+        horizontal_spacing=0.06,
+    )
+    seen = set()
+    for col, panel in enumerate(d.panels, start=1):
+        for sr in panel.series:
+            fig.add_scatter(
+                x=sr.x,
+                y=sr.usd,
+                mode="lines+markers",
+                name=sr.label,
+                legendgroup=sr.key,
+                showlegend=sr.key not in seen,
+                line={"color": sr.colour, "dash": "dash" if sr.dashed else "solid", "width": 2},
+                marker={"size": 7, "symbol": SYSTEM_SYMBOLS[sr.key].removesuffix("-open")},
+                customdata=sr.devices,
+                hovertemplate=_system_hover(f"{panel.model}: {sr.label}", "context %{x:,} tokens"),
+                row=1,
+                col=col,
+            )
+            seen.add(sr.key)
+        fig.update_xaxes(
+            type="log",
+            title=d.x_label,
+            tickvals=d.x_ticks,
+            ticktext=d.x_tick_labels,
+            row=1,
+            col=col,
+        )
+    fig.update_yaxes(type="log")
+    fig.update_yaxes(title=d.y_label, row=1, col=1)
+    return _layout(fig, d.interactive_title)
+
+
 PLOTS: dict[str, Callable[[dict, Path], go.Figure | None]] = {
     "pareto": pareto_plot,
     "die_size": die_size_plot,
@@ -650,6 +734,8 @@ PLOTS: dict[str, Callable[[dict, Path], go.Figure | None]] = {
     "hop_latency": hop_latency_plot,
     "attribution": attribution_plot,
     "serving_fronts": serving_fronts_plot,
+    "model_sets": model_sets_plot,
+    "context": context_plot,
 }
 
 

@@ -5,11 +5,21 @@ paper models, the GPU/TPU comparison, the one shared design, the sparsity study,
 studies, the attribution walk from the authors' code's behaviour to the preset
 (:mod:`chipletcloud.studies.attribution`), the validation suite, then ``summary.json``, the Pareto
 tables, figures and ``report.html`` in the output directory.
+
+Beside the paper's models, every other model set (``model_sets``; by default the 2026 set,
+:data:`chipletcloud.models.catalogue.MODELS_2026`) is searched on the same table (a model of two
+sets once), compared with the GPU/TPU baselines and given its own shared design:
+``summary["model_sets"][SET]`` = ``{"models", "optimal", "compare", "portfolio"}`` (the paper
+set's stay ``summary["optimal"]``, ``["compare"]`` and ``["portfolio"]``), its fronts in
+``fronts/`` and its comparison in ``tables/compare_<SET>.parquet``. The context-length study
+(:mod:`chipletcloud.studies.context`, on the run's table) is ``summary["studies"]["context"]``
+and ``tables/study_context.parquet`` (docs/studies.md).
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,15 +34,35 @@ from chipletcloud.config import (
     resolve,
     switch_names,
 )
+from chipletcloud.errors import InputError
 from chipletcloud.explore import software
 from chipletcloud.explore.hardware import explore_hardware
-from chipletcloud.models.catalogue import PAPER_MODELS, load_model
+from chipletcloud.models.catalogue import MODEL_SETS, PAPER_MODELS, load_model
 from chipletcloud.report.store import manifest, write_json, write_parquet
+from chipletcloud.studies.context import check_context, context_columns
+from chipletcloud.studies.context import default_spec as context_spec
 
 #: the models of the attribution walk by default (``reproduce --attribute``)
 ATTRIBUTE_MODELS = ("gpt3",)
-#: steps reported to a progress callback (with the default attribution walk: one a step of it)
-STEPS = 8 + 12 + len(ATTRIBUTE_MODELS) * (1 + len(switch_names()))
+#: the model sets evaluated by default: the paper's eight (``summary["optimal"]`` and
+#: ``["compare"]``), then every other set of the catalogue (``summary["model_sets"]``)
+MODEL_SETS_DEFAULT = {
+    "paper": PAPER_MODELS,
+    **{k: v for k, v in MODEL_SETS.items() if k != "paper"},
+}
+_EXTRA_MODELS = {m for k, v in MODEL_SETS_DEFAULT.items() if k != "paper" for m in v}
+#: steps reported to a progress callback (with the default attribution walk: one a step of it;
+#: with the default model sets: one a model searched beyond the paper's and one a set's
+#: comparison; with the default context study: one a model and context, and one at its end)
+STEPS = (
+    8
+    + 13  # phase 1, baselines, sparsity, 6 studies, hop latency, attribution, validation, report
+    + len(ATTRIBUTE_MODELS) * (1 + len(switch_names()))
+    + len(_EXTRA_MODELS - set(PAPER_MODELS))
+    + (len(MODEL_SETS_DEFAULT) - 1)
+    + len(context_spec().models) * len(context_spec().contexts)
+    + 1
+)
 
 
 def reproduce(
@@ -45,6 +75,9 @@ def reproduce(
     attribute_models=ATTRIBUTE_MODELS,
     request_workload=None,
     slo=None,
+    model_sets=None,
+    context_models=None,
+    context_contexts=None,
 ) -> dict:
     """Run everything; write the outputs under ``out_dir``; return the summary. ``workload``
     changes workload fields of the preset (e.g. a weight sparsity for every model).
@@ -52,7 +85,12 @@ def reproduce(
     ``request_workload``: every model and baseline serves its mean input and output lengths
     (:mod:`chipletcloud.models.requests`), named in the summary; with it or an ``slo``
     (:class:`chipletcloud.models.slo.Slo`) the comparison also serves it under continuous
-    batching (``compare.serving``, ``compare.bands``, ``compare.summary.headline``)."""
+    batching (``compare.serving``, ``compare.bands``, ``compare.summary.headline``).
+    ``model_sets``: ``{SET: models}`` (default: the sets of :data:`MODEL_SETS_DEFAULT` but the
+    paper's); its ``paper`` entry, if any, replaces ``models``; each other set goes to
+    ``summary["model_sets"][SET]``.
+    ``context_models`` and ``context_contexts``: the context-length study's models and contexts
+    (default ``data/studies/context.yaml``; ``context_models=()``: no study)."""
     from chipletcloud.baselines.asic_validation import validation_report
     from chipletcloud.baselines.compare import compare_results
     from chipletcloud.sparsity.capacity import capacity_study
@@ -61,18 +99,60 @@ def reproduce(
     step = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
+    if model_sets is None:
+        model_sets = {k: v for k, v in MODEL_SETS_DEFAULT.items() if k != "paper"}
+    sets = {k: list(dict.fromkeys(v)) for k, v in model_sets.items()}
+    models = sets.pop("paper", list(models))
+    for name in [*models, *(m for v in sets.values() for m in v)]:
+        load_model(name)  # bad names fail before the run, not after phase 2
+    ctx = context_spec()
+    ctx_models = list(dict.fromkeys(ctx.models if context_models is None else context_models))
+    ctx_contexts = sorted(set(context_contexts or ctx.contexts))
+    for name in ctx_models:
+        for c in ctx_contexts:  # and contexts a model cannot serve
+            check_context(load_model(name), c, ctx.output_tokens)
     params = resolve(preset).with_workload(**(workload or {}))
     if request_workload is not None:  # a request workload's mean lengths, stated in the summary
         params = request_workload.applied_to(params)
     attribute_models = list(dict.fromkeys(attribute_models or ()))
     for name in attribute_models:
         load_model(name)  # bad names fail before the run, not after phase 2
+    # models whose positions cannot hold the run's requests are left out, with a warning each
+    # (software.servable); the paper set must keep one
+    left_out: dict[str, str] = {}
+
+    def servable(names: list[str], keep_one: bool) -> list[str]:
+        specs = [load_model(n) for n in names]
+        if keep_one:
+            kept = {id(x) for x in software.servable(specs, params)}
+        else:
+            kept = set()
+            for x in specs:
+                try:
+                    kept |= {id(y) for y in software.servable([x], params)}
+                except InputError as exc:
+                    warnings.warn(
+                        software.ContextBeyondPositions(f"{x.name} left out: {exc}"), stacklevel=2
+                    )
+        for n, x in zip(names, specs, strict=True):
+            if id(x) not in kept:
+                left_out[n] = "the run's requests pass its max_position_embeddings"
+        return [n for n, x in zip(names, specs, strict=True) if id(x) in kept]
+
+    models = servable(list(models), keep_one=True)
+    sets = {k: servable(v, keep_one=False) for k, v in sets.items()}
     space = load_space(DATA / "spaces" / "quick.yaml") if quick else load_space()
     hw = explore_hardware(space, params)
     table = hw.table
     cfg = {
         "space": space.model_dump(),
         "models": list(models),
+        "model_sets": sets,
+        "context_study": {
+            "models": ctx_models,
+            "contexts": ctx_contexts,
+            "output_tokens": ctx.output_tokens,
+        },
         "quick": quick,
         **params.config_dict(),
     }
@@ -82,21 +162,29 @@ def reproduce(
     write_parquet(table, out_dir / "servers.parquet")
     step("phase 1")
 
+    searched: dict = {}  # model -> (spec, result, optimal entry), each model searched once
+
+    def search(name: str) -> tuple:
+        if name not in searched:
+            spec = load_model(name)
+            res = software.search(table, spec, software.params_for(spec, params))
+            run = software.EvaluationRun(table, params, [res], {})
+            write_parquet(
+                run.front_table(res), out_dir / "fronts" / f"{software.model_dirname(name)}.parquet"
+            )
+            opt = {
+                "tco_optimal": res.card("tco", table),
+                "latency_optimal": res.card("latency", table),
+                "pareto_points": int(len(res.front["design"])),
+                "evaluated_points": int(res.evaluated),
+            }
+            searched[name] = (spec, res, opt)
+        return searched[name]
+
     results, optimal = {}, {}
     for name in models:
-        spec = load_model(name)
-        res = software.search(table, spec, software.params_for(spec, params))
+        spec, res, optimal[name] = search(name)
         results[name] = (spec, res)
-        run = software.EvaluationRun(table, params, [res], {})
-        write_parquet(
-            run.front_table(res), out_dir / "fronts" / f"{software.model_dirname(name)}.parquet"
-        )
-        optimal[name] = {
-            "tco_optimal": res.card("tco", table),
-            "latency_optimal": res.card("latency", table),
-            "pareto_points": int(len(res.front["design"])),
-            "evaluated_points": int(res.evaluated),
-        }
         step(f"phase 2: {name}")
 
     ordered = [r for _, r in results.values()]
@@ -107,6 +195,21 @@ def reproduce(
         attach_serving(compare, ordered, table, params, request_workload, slo)
     step("baselines")
     portfolio = software.portfolio(ordered, table)
+
+    other_sets = {}
+    for set_name, names in sets.items():
+        for name in names:
+            if name not in searched:
+                search(name)
+                step(f"phase 2 ({set_name}): {name}")
+        mine = [searched[n][1] for n in names]
+        other_sets[set_name] = {
+            "models": list(names),
+            "optimal": {n: searched[n][2] for n in names},
+            "compare": compare_results(mine, table, params),
+            "portfolio": software.portfolio(mine, table),
+        }
+        step(f"baselines ({set_name})")
 
     gpt3_spec, gpt3 = results.get("gpt3", next(iter(results.values())))
     gpt3_card = gpt3.card("tco", table)
@@ -154,6 +257,18 @@ def reproduce(
     if attribute_models:
         st["attribution"] = attribution_study(attribute_models, params, space, table, step)
     step("attribution study")
+    if ctx_models:
+        from chipletcloud.studies.context import context_study
+
+        st["context"] = context_study(
+            table,
+            params,
+            models=ctx_models,
+            contexts=ctx_contexts,
+            output_tokens=ctx.output_tokens,
+            progress=step,
+        )
+    step("context study")
 
     validation = validation_report(
         table,
@@ -177,9 +292,11 @@ def reproduce(
         "compare": compare,
         "optimal": optimal,
         "portfolio": portfolio,
+        "model_sets": other_sets,
         "sparsity": sparsity,
         "studies": st,
         "validation": validation,
+        "left_out": left_out,
     }
     if request_workload is not None:
         summary["request_workload"] = request_workload.describe()
@@ -264,31 +381,40 @@ def _write_tables(summary: dict, out_dir: Path) -> None:
         "study_hop_latency": st.get("hop_latency", {}).get("rows", []),
         "study_attribution": attribution_rows(st.get("attribution")),
         "sparsity": summary["sparsity"]["tco_vs_sparsity"],
+        "study_context": st.get("context"),
         "validation": summary["validation"]["cases"],
         "asic_validation": summary["validation"]["asic_cases"],
         "asic_measured": summary["validation"]["asic_measured"],
     }
     for name, rows in tables.items():
-        if rows:
+        if name == "study_context":
+            if rows and rows.get("rows"):
+                write_parquet(context_columns(rows), out_dir / "tables" / f"{name}.parquet")
+        elif rows:
             cols = {k: np.asarray([r.get(k) for r in rows]) for k in rows[0]}
             cols = {k: (v.astype(str) if v.dtype == object else v) for k, v in cols.items()}
             write_parquet(cols, out_dir / "tables" / f"{name}.parquet")
-    comp = summary["compare"]["models"]
+    _write_compare(summary["compare"], out_dir / "tables" / "compare.parquet")
+    for set_name, s in (summary.get("model_sets") or {}).items():
+        name = f"compare_{software.model_dirname(set_name)}.parquet"
+        _write_compare(s["compare"], out_dir / "tables" / name)
+
+
+def _write_compare(compare: dict, path: Path) -> None:
+    """A comparison's baselines as a table: one row per model and baseline."""
     rows = [
         {
             "model": m,
             "baseline": n,
             **{k: b[k] for k in ("usd_per_million_tokens", "ratio", "kind", "device")},
         }
-        for m, v in comp.items()
+        for m, v in compare["models"].items()
         for n, b in v["baselines"].items()
     ]
     if rows:
         cols = {k: np.asarray([r[k] for r in rows]) for k in rows[0]}
-        write_parquet(
-            {k: (v.astype(str) if v.dtype == object else v) for k, v in cols.items()},
-            out_dir / "tables" / "compare.parquet",
-        )
+        cols = {k: (v.astype(str) if v.dtype == object else v) for k, v in cols.items()}
+        write_parquet(cols, path)
 
 
 def _presentation(summary: dict, out_dir: Path) -> None:

@@ -20,7 +20,14 @@ from chipletcloud.report.formats import (
     fmt_si,
     fmt_usd,
 )
-from chipletcloud.report.plotdata import attribution_walks, fmt_factor, fmt_latency
+from chipletcloud.report.plotdata import (
+    attribution_walks,
+    cheapest_baseline,
+    fmt_context,
+    fmt_factor,
+    fmt_latency,
+    model_sets,
+)
 from chipletcloud.report.results import (
     device_label,
     dict_rows,
@@ -245,6 +252,9 @@ def captions(summary: dict) -> dict[str, str]:
     attribution = attribution_caption(summary)
     if attribution:
         cap["attribution"] = attribution
+    context = context_caption(summary)
+    if context:
+        cap["context"] = context
     cap["pareto"] = (
         "Each line is a model's Pareto front of Chiplet Cloud designs; hover a point for its "
         "design. Filled baseline markers are rented, open ones fabricated; they take the colour "
@@ -396,6 +406,196 @@ def hop_latency_table(summary: dict) -> dict | None:
             for m in models
         ],
     }
+
+
+SET_COLUMNS = (  # key of the TCO-optimal card, header, formatter
+    ("die_area_mm2", "die mm²", "int"),
+    ("chips_per_server", "chips/server", "int"),
+    ("servers", "servers", "int"),
+    ("tp", "TP", "int"),
+    ("pp", "PP", "int"),
+    ("batch", "batch", "int"),
+    ("usd_per_million_tokens", "$ / 1M tokens", "usd"),
+    ("latency_s_per_token", "ms/token", "ms"),
+)
+
+
+def _device_cell(b: dict | None) -> dict:
+    """A cheapest device as table text: its cost, name and ratio over Chiplet Cloud's."""
+    if not b:
+        return {"usd": "—", "device": "", "ratio": ""}
+    return {
+        "usd": fmt_usd(b.get("usd_per_million_tokens")),
+        "device": str(b.get("device") or ""),
+        "ratio": fmt_ratio(b.get("ratio")) if b.get("ratio") is not None else "",
+    }
+
+
+def model_set_tables(summary: dict) -> list[dict] | None:
+    """Each model set beyond the paper's (``summary["model_sets"]``): a row per model (its
+    TCO-optimal design, :data:`SET_COLUMNS`, and the cheapest rented and fabricated device of
+    the comparison with its cost over Chiplet Cloud's) and its shared design (the portfolio and
+    its rows per model); None without such a set."""
+    out = []
+    for name, st in model_sets(summary).items():
+        per_model = section(st, "compare", "models") or {}
+        rows = []
+        for m in st.get("models") or []:
+            card = section(st, "optimal", m, "tco_optimal")
+            entry = per_model.get(m) if isinstance(per_model.get(m), dict) else {}
+            base = entry.get("baselines")
+            rows.append(
+                {
+                    "model": m,
+                    "cells": [
+                        FORMATS[f](card.get(k)) if isinstance(card, dict) else "—"
+                        for k, _, f in SET_COLUMNS
+                    ],
+                    "note": entry.get("note") or ("" if card else "fits no Chiplet Cloud design"),
+                    "rented": _device_cell(cheapest_baseline(base, "rented")),
+                    "fabricated": _device_cell(cheapest_baseline(base, "fabricated")),
+                }
+            )
+        p = st.get("portfolio") if isinstance(st.get("portfolio"), dict) else {}
+        per = p.get("per_model") if isinstance(p.get("per_model"), dict) else {}
+        out.append(
+            {
+                "name": name,
+                "id": "model-set-" + "".join(c if c.isalnum() else "-" for c in name),
+                "models": list(st.get("models") or []),
+                "headers": [h for _, h, _ in SET_COLUMNS],
+                "rows": rows,
+                "portfolio": p if p.get("best_server_id") is not None else None,
+                "portfolio_reason": p.get("reason"),
+                "portfolio_rows": [(m, per[m]) for m in st.get("models") or [] if m in per],
+            }
+        )
+    return out or None
+
+
+def _context_rows(summary: dict) -> tuple[dict, list, dict[Any, list[dict]]]:
+    """The context-length study, its models (the study's, then any other in its rows) and per
+    model its rows by context."""
+    study = section(summary, "studies", "context")
+    study = study if isinstance(study, dict) else {}
+    rows = [r for r in dict_rows(study.get("rows")) if num(r.get("context")) > 0]
+    groups = rows_by(rows, "model")
+    models = [m for m in study.get("models") or [] if m in groups]
+    models += [m for m in groups if m not in models]
+    by_model = {m: sorted(groups[m], key=lambda r: num(r.get("context"))) for m in models}
+    return study, models, by_model
+
+
+def _cc(r: dict) -> float:
+    return num(r.get("cc_usd_per_million_tokens"))
+
+
+def _device_usd(r: dict, kind: str) -> float:
+    b = r.get(f"cheapest_{kind}")
+    return num(b.get("usd_per_million_tokens")) if isinstance(b, dict) else math.nan
+
+
+def context_lines(summary: dict) -> list[str]:
+    """One sentence per model of the context-length study, from its ``summary``: the longest
+    context the shortest context's optimum's SRAM holds one sequence of beside the weights, and
+    the first context where a fabricated device is cheaper (or that Chiplet Cloud stays the
+    cheapest, or cheaper than every fabricated device)."""
+    study, models, rows = _context_rows(summary)
+    per = study.get("summary") if isinstance(study.get("summary"), dict) else {}
+    out = []
+    for m in models:
+        s = per.get(m) if isinstance(per.get(m), dict) else {}
+        rs = rows[m]
+        fits = [r for r in rs if _cc(r) > 0]
+        if not fits:
+            out.append(f"{m}: no Chiplet Cloud design fits at any context")
+            continue
+        limit, of = s.get("kv_limit_tokens"), s.get("kv_limit_of_context")
+        if limit is None:
+            limit, of = fits[0].get("kv_limit_tokens"), fits[0].get("context")
+        text = (
+            f"{m}: the {fmt_context(of)}-context optimum's SRAM holds one sequence's KV cache "
+            f"beside the weights up to {fmt_int(limit)} tokens"
+        )
+        cross = s.get("crossover_context")
+        at = next((r for r in rs if num(r.get("context")) == num(cross)), None)
+        last = fmt_context(fits[-1].get("context"))
+        if cross is not None and at is not None:
+            b = at.get("cheapest_fabricated") or {}
+            text += (
+                f"; a fabricated device is first cheaper at {fmt_context(cross)} "
+                f"({b.get('device', '?')}, {fmt_usd(b.get('usd_per_million_tokens'))} against "
+                f"Chiplet Cloud's {fmt_usd(_cc(at))} per 1M tokens)"
+            )
+        else:
+            rented = next((r for r in fits if _device_usd(r, "rented") < _cc(r)), None)
+            if rented is None:
+                text += f"; Chiplet Cloud stays the cheapest up to {last}"
+            else:
+                text += (
+                    f"; no fabricated device is cheaper than Chiplet Cloud up to {last}, a rented "
+                    f"one is first at {fmt_context(rented.get('context'))}"
+                )
+        gaps = [fmt_context(r.get("context")) for r in rs if not _cc(r) > 0]
+        if gaps:
+            text += f" (no Chiplet Cloud design fits at {', '.join(gaps)})"
+        out.append(text)
+    return out
+
+
+def context_caption(summary: dict) -> str | None:
+    """The context-length study's caption: what a request is, which devices are compared;
+    None without the study's rows."""
+    study, models, _ = _context_rows(summary)
+    if not models:
+        return None
+    g = study.get("output_tokens")
+    req = (
+        f"a prompt of (context − {fmt_int(g)}) tokens, then {fmt_int(g)} generated tokens"
+        if g is not None
+        else "a prompt, then the generated tokens"
+    )
+    devices = ", ".join(str(d) for d in study.get("devices") or [])
+    return (
+        f"Each request: {req}. For each model and context, the whole servers table is searched "
+        "again for the TCO-optimal Chiplet Cloud system (solid), and every device with a price "
+        f"card{f' ({devices})' if devices else ''} serves the same requests, rented and "
+        "fabricated; the dashed lines are the cheapest of each kind (hover for the device). "
+        "An all-SRAM system keeps every sequence's KV cache on chip."
+    )
+
+
+def context_table(summary: dict) -> dict | None:
+    """The context-length study's rows as table text: per model and context, Chiplet Cloud's
+    cost and design, the KV cache's share of the SRAM, the longest context one sequence fits in
+    beside the weights, the cheapest rented and fabricated device and the fabricated device's
+    cost over Chiplet Cloud's; None without rows."""
+    study, models, rows = _context_rows(summary)
+    if not models:
+        return None
+    out = []
+    for m in models:
+        for r in rows[m]:
+            fits = _cc(r) > 0
+            tp, pp = num(r.get("tp")), num(r.get("pp"))
+            out.append(
+                {
+                    "model": m,
+                    "context": fmt_context(r.get("context")),
+                    "cc": fmt_usd(r.get("cc_usd_per_million_tokens")) if fits else "no design",
+                    "die": fmt_int(r.get("die_area_mm2")),
+                    "chips": fmt_int(r.get("chips")),
+                    "tp_pp": "—" if math.isnan(tp + pp) else f"{tp:.0f} × {pp:.0f}",
+                    "batch": fmt_int(r.get("batch")),
+                    "ms": FORMATS["ms"](r.get("latency_s_per_token")),
+                    "kv_share": fmt_pct(r.get("kv_share_of_sram"), False),
+                    "kv_limit": fmt_int(r.get("kv_limit_tokens")),
+                    "rented": _device_cell(r.get("cheapest_rented")),
+                    "fabricated": _device_cell(r.get("cheapest_fabricated")),
+                    "ratio": fmt_ratio(r.get("fabricated_over_cc")),
+                }
+            )
+    return {"rows": out}
 
 
 def largest_steps(steps: list[dict], k: int = 3) -> list[dict]:

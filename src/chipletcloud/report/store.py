@@ -13,14 +13,21 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from chipletcloud.config import versions
+from chipletcloud.config import file_mode, versions
 
 
 def _atomic_target(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, file_mode())  # the mode the user's umask gives a new file, not mkstemp's 0600
     os.close(fd)
     return Path(tmp)
+
+
+def sql_string(text: str) -> str:
+    """``text`` as a SQL string literal: in single quotes, each ``'`` doubled (for statements
+    such as ``COPY ... TO`` that take no prepared parameter)."""
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 def write_parquet(table: dict[str, np.ndarray], path: str | Path) -> Path:
@@ -33,7 +40,7 @@ def write_parquet(table: dict[str, np.ndarray], path: str | Path) -> Path:
         con = duckdb.connect()
         con.register("arrow_tbl", arrow)
         con.execute(
-            f"COPY (SELECT * FROM arrow_tbl) TO '{tmp.as_posix()}' "
+            f"COPY (SELECT * FROM arrow_tbl) TO {sql_string(tmp.as_posix())} "
             "(FORMAT PARQUET, COMPRESSION ZSTD)"
         )
         con.close()
@@ -46,7 +53,8 @@ def write_parquet(table: dict[str, np.ndarray], path: str | Path) -> Path:
 def read_parquet(path: str | Path) -> dict[str, np.ndarray]:
     """Read a Parquet table into numpy columns (through DuckDB)."""
     con = duckdb.connect()
-    tbl = con.sql(f"SELECT * FROM read_parquet('{Path(path).as_posix()}')").to_arrow_table()
+    rel = con.sql("SELECT * FROM read_parquet($path)", params={"path": Path(path).as_posix()})
+    tbl = rel.to_arrow_table()
     con.close()
     return {name: tbl.column(name).to_numpy() for name in tbl.column_names}
 
