@@ -170,9 +170,7 @@ def _random_case(seed, moe=False, latency_model="isca24", power="energy", attent
     st.sampled_from(["gqa", "mla", "hybrid"]),
 )
 def test_fast_path_equals_reference(seed, moe, latency_model, power, attention):
-    system, pricing, shape, wl, grid, lm = _random_case(
-        seed, moe, latency_model, power, attention
-    )
+    system, pricing, shape, wl, grid, lm = _random_case(seed, moe, latency_model, power, attention)
     nmin = software.min_servers(system, shape, wl)
     ref = software.reference_points(system, pricing, shape, wl, grid, 10_000, lm)
     d, j, c, lat, best, counts = kernel.evaluate_points(
