@@ -169,17 +169,28 @@ def test_a_request_beyond_the_positions_is_refused_or_left_out(capsys):
         servable([load_model("gpt2")], ok.with_workload(output_tokens=26))
 
 
-def test_compare_serves_the_workload_on_both_sides(capsys):
-    assert main(["compare", "--model", "llama2-7b", "--workload", "code", "--json"]) == 0
+def test_compare_serves_the_workload_on_both_sides(capsys, tmp_path):
+    # GPT-2's shape with 4,096 positions (HF gpt2 config.json, n_positions raised): a small model
+    # that can hold the code workload's 2,066 + 21 tokens
+    cfg = {
+        "model_type": "gpt2", "n_layer": 12, "n_embd": 768, "n_head": 12, "n_inner": None,
+        "vocab_size": 50257, "n_positions": 4096, "activation_function": "gelu_new",
+        "layer_norm_epsilon": 1e-5, "tie_word_embeddings": True,
+    }  # fmt: skip
+    path = tmp_path / "gpt2-4k" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(cfg))
+    assert main(["compare", "--model", str(path), "--workload", "code", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     i, o = load_workload("code").mean_lengths()
     assert d["request_workload"]["name"] == "code"
     assert (d["workload"]["prompt_tokens"], d["workload"]["output_tokens"]) == (i, o)
     # 2,066 prompt tokens for 21 generated ones: every output token carries ~100 of prefill, so
     # a token costs more than under the paper's 128/256 workload on both sides
-    assert main(["compare", "--model", "llama2-7b", "--json"]) == 0
+    assert main(["compare", "--model", str(path), "--json"]) == 0
     base = json.loads(capsys.readouterr().out)
-    m, b = d["models"]["llama2-7b"], base["models"]["llama2-7b"]
+    (name,) = d["models"]
+    m, b = d["models"][name], base["models"][name]
     assert m["chiplet_cloud_usd_per_million_tokens"] > b["chiplet_cloud_usd_per_million_tokens"]
     a100 = "a100-80gb-rented"
     assert (

@@ -293,8 +293,9 @@ def summarise(per_model: dict, gpu: str = GPU, tpu: str = TPU) -> dict:
     return out
 
 
-def compare_results(results, table: dict, params: Params, progress=None) -> dict:
-    """The comparison for phase-2 results already computed (``software.ModelResult`` list).
+def compare_results(results, table: dict, params: Params, progress=None, devices=None) -> dict:
+    """The comparison for phase-2 results already computed (``software.ModelResult`` list),
+    against ``devices`` (default :func:`compare_model`'s: A100, H100, TPU v4).
 
     Under a preset with the v1 latency model, the baselines are the v1 literature figures
     (GPT-3 on rented A100s, PaLM on rented TPU v4, docs/baselines.md) and the summary compares
@@ -329,7 +330,8 @@ def compare_results(results, table: dict, params: Params, progress=None) -> dict
                     "source": b["source"],
                 }
         else:
-            base = compare_model(card, res.shape, software.workload(wl_spec), params)
+            kw = {} if devices is None else {"devices": tuple(devices)}
+            base = compare_model(card, res.shape, software.workload(wl_spec), params, **kw)
         per_model[name] = {
             "chiplet_cloud_usd_per_million_tokens": cc,
             "chiplet_cloud_design": card,

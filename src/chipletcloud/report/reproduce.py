@@ -93,6 +93,7 @@ def reproduce(
     (default ``data/studies/context.yaml``; ``context_models=()``: no study)."""
     from chipletcloud.baselines.asic_validation import validation_report
     from chipletcloud.baselines.compare import compare_results
+    from chipletcloud.baselines.devices import list_price_cards
     from chipletcloud.sparsity.capacity import capacity_study
     from chipletcloud.studies import core as studies
 
@@ -206,7 +207,8 @@ def reproduce(
         other_sets[set_name] = {
             "models": list(names),
             "optimal": {n: searched[n][2] for n in names},
-            "compare": compare_results(mine, table, params),
+            # every device with a price card: the set is today's models, so today's devices
+            "compare": compare_results(mine, table, params, devices=list_price_cards()),
             "portfolio": software.portfolio(mine, table),
         }
         step(f"baselines ({set_name})")
