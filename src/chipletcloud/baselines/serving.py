@@ -187,6 +187,9 @@ def serving_comparison(
 
 
 def _spec_of(res):
+    """The model of a phase-2 result: its own spec, or the catalogue's card by name."""
+    if getattr(res, "spec", None) is not None:
+        return res.spec
     from chipletcloud.models.catalogue import load_model
 
     return load_model(res.model)

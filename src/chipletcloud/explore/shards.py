@@ -587,6 +587,7 @@ def search_sharded(
         best,
         evaluated=nd * nmap,
         counts={k: int(v) for k, v in zip(STATUS_NAMES, counts, strict=True)},
+        spec=spec,
     )
 
 

@@ -427,6 +427,8 @@ class ModelResult:
     best_per_design: np.ndarray  # min USD per million tokens of each design (inf if none fits)
     evaluated: int
     counts: dict[str, int] = field(default_factory=dict)
+    #: the model searched (a config.json's model has no catalogue name to reload it by)
+    spec: ModelSpec | None = field(default=None, compare=False, repr=False)
 
     def card(self, which: str, table: dict[str, np.ndarray]) -> dict | None:
         """The TCO-optimal (``which="tco"``) or latency-optimal design card."""
@@ -548,7 +550,13 @@ def search(
         counts = {n: int((pts["status"] == c).sum()) for c, n in enumerate(STATUS_NAMES)}
     shape, grid = inp.shape, inp.grid
     return ModelResult(
-        spec.name, shape, front_from_points(pts), best, evaluated=nd * grid.size, counts=counts
+        spec.name,
+        shape,
+        front_from_points(pts),
+        best,
+        evaluated=nd * grid.size,
+        counts=counts,
+        spec=spec,
     )
 
 
