@@ -449,9 +449,9 @@ def evaluate(
         raise InputError("slo", slo, "an SLO search over a phase-1 table (--hardware DIR)")
     if wl is not None:
         params = wl.applied_to(params)
-    from chipletcloud.explore.software import servable
+    from chipletcloud.explore.software import servable, unique_names
 
-    specs = servable([load_model(m) for m in model], params)
+    specs = unique_names(servable([load_model(m) for m in model], params))
     card = None
     if design is not None:
         from chipletcloud.baselines.sram import load_sram_card

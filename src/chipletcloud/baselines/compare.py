@@ -378,7 +378,7 @@ def run_compare(
     params = resolve(preset)
     if request_workload is not None:
         params = request_workload.applied_to(params)
-    specs = software.servable([load_model(m) for m in models], params)
+    specs = software.unique_names(software.servable([load_model(m) for m in models], params))
     table = explore_hardware(load_space(), params).table
     steps = (3 if serving else 2) * len(specs)
     ctx = progress(steps, "compare", progress_enabled) if progress else nullcontext(None)

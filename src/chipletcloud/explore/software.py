@@ -733,6 +733,32 @@ def params_for(spec: ModelSpec, params: Params) -> Params:
     return params
 
 
+class RenamedModel(UserWarning):
+    """Two models of one run with the same name: the later one renamed."""
+
+
+def unique_names(specs: list[ModelSpec]) -> list[ModelSpec]:
+    """``specs`` with distinct names, so no two share a result folder or table: a name seen
+    before gets ``-2``, ``-3``... (two config.json files in folders of the same name derive the
+    same name), with a :class:`RenamedModel` warning naming the change."""
+    seen: set[str] = set()
+    out = []
+    for spec in specs:
+        name, k = spec.name, 1
+        while model_dirname(name) in seen:
+            k += 1
+            name = f"{spec.name}-{k}"
+        if name != spec.name:
+            warnings.warn(
+                RenamedModel(f"a second model named {spec.name} is reported as {name}"),
+                stacklevel=2,
+            )
+            spec = spec.model_copy(update={"name": name})
+        seen.add(model_dirname(name))
+        out.append(spec)
+    return out
+
+
 class ContextBeyondPositions(UserWarning):
     """A model left out of a run of several: the run's requests pass its positions."""
 
