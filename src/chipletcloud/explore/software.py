@@ -763,10 +763,11 @@ class ContextBeyondPositions(UserWarning):
     """A model left out of a run of several: the run's requests pass its positions."""
 
 
-def servable(specs: list[ModelSpec], params: Params) -> list[ModelSpec]:
+def servable(specs: list[ModelSpec], params: Params, refuse: bool = True) -> list[ModelSpec]:
     """The models whose positions hold the run's requests (:meth:`ModelSpec.check_context`):
     in a run of several, the others are left out with a :class:`ContextBeyondPositions` warning
-    naming each; a run of one model, or where no model is left, is refused in one line."""
+    naming each; a run of one model, or where no model is left, is refused in one line (with
+    ``refuse``; without, those are left out with a warning too)."""
     wl = params.preset.workload
     kept, refused = [], []
     for spec in specs:
@@ -775,7 +776,7 @@ def servable(specs: list[ModelSpec], params: Params) -> list[ModelSpec]:
             kept.append(spec)
         except InputError as exc:
             refused.append((spec, exc))
-    if refused and (len(specs) == 1 or not kept):
+    if refuse and refused and (len(specs) == 1 or not kept):
         raise refused[0][1]
     for spec, exc in refused:
         warnings.warn(ContextBeyondPositions(f"{spec.name} left out: {exc}"), stacklevel=2)

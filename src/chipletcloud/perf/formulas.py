@@ -180,7 +180,7 @@ def windowed_prefill_pairs(prompt, authors, window, window_share):
     prompt = np.asarray(prompt, float)
     w = np.minimum(window, prompt)
     win = w * (w + 1.0) / 2.0 + (prompt - w) * w
-    pairs = (1.0 - window_share) * prompt * (prompt + 1.0) / 2.0 + window_share * win
+    pairs = (1.0 - window_share) * prefill_pairs(prompt, 0.0) + window_share * win
     return select(authors == 1.0, pairs / prompt, pairs)
 
 

@@ -495,18 +495,28 @@ def attribution_figure(summary: dict, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "attribution")
 
 
+def _panel_grid(n: int, max_cols: int, panel_in: tuple[float, float], pad_w_in: float):
+    """A figure of ``n`` panels, at most ``max_cols`` a row, each ``panel_in`` inches (width,
+    height), with ``pad_w_in`` inches beside them and an inch below for the legend: (figure,
+    the ``n`` axes in reading order; the grid's unused cells are hidden)."""
+    ncols = min(n, max_cols)
+    nrows = -(-n // ncols)
+    w, h = panel_in
+    fig = Figure(figsize=(w * ncols + pad_w_in, h * nrows + 1.0), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
 def serving_fronts_figure(summary: dict, out_dir: Path) -> list[Path]:
     """USD per 1M tokens against tokens/s per user, one panel per model (up to four a row), a
     line per system, one legend."""
     d = plotdata.serving_fronts_data(summary, out_dir)
     if d is None:
         return []
-    n = len(d.panels)
-    ncols = min(n, 4)
-    nrows = -(-n // ncols)
     with matplotlib.rc_context(RC):
-        fig = Figure(figsize=(3.4 * ncols + 1.0, 3.0 * nrows + 1.0), layout="constrained")
-        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        fig, axes = _panel_grid(len(d.panels), 4, (3.4, 3.0), 1.0)
         for ax, (model, lines) in zip(axes, d.panels.items(), strict=False):
             for line in lines:
                 style = "-o" if line.system == "chiplet-cloud" else "--s"
@@ -521,10 +531,8 @@ def serving_fronts_figure(summary: dict, out_dir: Path) -> list[Path]:
             ax.set_title(model)
             ax.set_xscale("log")
             ax.set_yscale("log")
-        for ax in axes[n:]:
-            ax.set_visible(False)
         seen = {}
-        for ax in axes[:n]:
+        for ax in axes:
             for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
                 seen.setdefault(lab, h)
         fig.legend(list(seen.values()), list(seen), loc="outside right center")
@@ -597,12 +605,8 @@ def context_figure(summary: dict, out_dir: Path) -> list[Path]:
     d = plotdata.context_data(summary, out_dir)
     if d is None:
         return []
-    n = len(d.panels)
-    ncols = min(n, 3)
-    nrows = -(-n // ncols)
     with matplotlib.rc_context(RC):
-        fig = Figure(figsize=(4.0 * ncols + 0.6, 3.4 * nrows + 1.0), layout="constrained")
-        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        fig, axes = _panel_grid(len(d.panels), 3, (4.0, 3.4), 0.6)
         for ax, panel in zip(axes, d.panels, strict=False):
             for sr in panel.series:
                 ax.plot(
@@ -623,9 +627,7 @@ def context_figure(summary: dict, out_dir: Path) -> list[Path]:
             _log_ticks(ax.yaxis)
             ax.set_title(panel.title, fontsize=10)
             ax.set_xlabel(d.x_label)
-        for ax in axes[n:]:
-            ax.set_visible(False)
-        _system_legend(fig, axes[:n])
+        _system_legend(fig, axes)
         fig.supylabel(d.y_label)
         fig.suptitle(d.title)
     return _save(fig, out_dir, "context")

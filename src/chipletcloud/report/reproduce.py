@@ -19,7 +19,6 @@ and ``tables/study_context.parquet`` (docs/studies.md).
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,7 +33,6 @@ from chipletcloud.config import (
     resolve,
     switch_names,
 )
-from chipletcloud.errors import InputError
 from chipletcloud.explore import software
 from chipletcloud.explore.hardware import explore_hardware
 from chipletcloud.models.catalogue import MODEL_SETS, PAPER_MODELS, load_model
@@ -122,26 +120,16 @@ def reproduce(
     # (software.servable); the paper set must keep one
     left_out: dict[str, str] = {}
 
-    def servable(names: list[str], keep_one: bool) -> list[str]:
+    def servable(names: list[str], refuse: bool) -> list[str]:
         specs = [load_model(n) for n in names]
-        if keep_one:
-            kept = {id(x) for x in software.servable(specs, params)}
-        else:
-            kept = set()
-            for x in specs:
-                try:
-                    kept |= {id(y) for y in software.servable([x], params)}
-                except InputError as exc:
-                    warnings.warn(
-                        software.ContextBeyondPositions(f"{x.name} left out: {exc}"), stacklevel=2
-                    )
+        kept = {id(x) for x in software.servable(specs, params, refuse)}
         for n, x in zip(names, specs, strict=True):
             if id(x) not in kept:
                 left_out[n] = "the run's requests pass its max_position_embeddings"
         return [n for n, x in zip(names, specs, strict=True) if id(x) in kept]
 
-    models = servable(list(models), keep_one=True)
-    sets = {k: servable(v, keep_one=False) for k, v in sets.items()}
+    models = servable(list(models), refuse=True)
+    sets = {k: servable(v, refuse=False) for k, v in sets.items()}
     space = load_space(DATA / "spaces" / "quick.yaml") if quick else load_space()
     hw = explore_hardware(space, params)
     table = hw.table
